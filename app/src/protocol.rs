@@ -1,0 +1,246 @@
+//! The wire protocol, defined once for the server and the browser.
+//!
+//! See `docs/protocol.md` for the prose version. Field names follow sketch's
+//! `AgentMessage` where they apply; `None` fields are left out of the JSON.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// SSE event names.
+pub mod event {
+    pub const MESSAGE: &str = "message";
+    pub const STATE: &str = "state";
+    pub const HEARTBEAT: &str = "heartbeat";
+    pub const CONVERSATION: &str = "conversation";
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageType {
+    /// What a person typed.
+    User,
+    /// What the agent said or decided; carries `tool_calls`.
+    Agent,
+    /// One chunk of a running tool call's terminal output.
+    ToolOutput,
+    /// The result of a tool call: exactly one per call.
+    Tool,
+    /// Something went wrong outside a tool call.
+    Error,
+    /// The conversation was restarted; the agent's context starts after it.
+    Restart,
+}
+
+impl MessageType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageType::User => "user",
+            MessageType::Agent => "agent",
+            MessageType::ToolOutput => "tool_output",
+            MessageType::Tool => "tool",
+            MessageType::Error => "error",
+            MessageType::Restart => "restart",
+        }
+    }
+}
+
+/// How a tool call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolStatus {
+    /// Exit code 0.
+    Completed,
+    /// A non-zero exit code, or the tool could not start.
+    Error,
+    /// Someone cancelled it.
+    Cancelled,
+    /// The server stopped (or crashed) while it ran.
+    Interrupted,
+}
+
+impl ToolStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolStatus::Completed => "completed",
+            ToolStatus::Error => "error",
+            ToolStatus::Cancelled => "cancelled",
+            ToolStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub name: String,
+    pub input: Value,
+    pub tool_call_id: String,
+}
+
+/// One entry of a conversation's append-only log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// Dense per conversation, from 0.
+    pub idx: u64,
+    #[serde(rename = "type")]
+    pub kind: MessageType,
+    pub conversation_id: String,
+    /// RFC 3339, when the message was appended.
+    pub timestamp: String,
+    #[serde(default)]
+    pub content: String,
+    #[serde(default)]
+    pub end_of_turn: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_result: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_error: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ToolStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    /// Nanoseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elapsed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Value>,
+    /// On `restart` messages: the revision checked out, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+}
+
+impl Message {
+    /// A message not yet in the log: the log fills in `idx`, `conversation_id` and
+    /// `timestamp` when it appends it.
+    pub fn new(kind: MessageType, content: impl Into<String>) -> Self {
+        Message {
+            idx: 0,
+            kind,
+            conversation_id: String::new(),
+            timestamp: String::new(),
+            content: content.into(),
+            end_of_turn: false,
+            tool_name: None,
+            input: None,
+            tool_call_id: None,
+            tool_calls: Vec::new(),
+            tool_result: None,
+            tool_error: None,
+            exit_code: None,
+            status: None,
+            start_time: None,
+            end_time: None,
+            elapsed: None,
+            usage: None,
+            revision: None,
+        }
+    }
+}
+
+/// Whether the agent is working.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    #[default]
+    Idle,
+    Running,
+}
+
+/// A conversation's current state, sent as the `state` event and by `GET state`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConversationState {
+    pub conversation_id: String,
+    pub message_count: u64,
+    pub title: String,
+    pub working_dir: String,
+    pub hostname: String,
+    pub status: RunStatus,
+    /// Ids of the tool calls running now.
+    pub outstanding_tool_calls: Vec<String>,
+    /// Chat messages waiting for the current turn to end.
+    pub queued_messages: u64,
+    /// Where the agent's context starts (the last restart marker, or 0).
+    pub first_message_index: u64,
+    pub agent: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One row of the conversation list and of the global `conversation` event.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    pub id: String,
+    pub title: String,
+    pub cwd: String,
+    pub status: RunStatus,
+    pub message_count: u64,
+    /// Whether the last finished tool call failed (for the list's status dot).
+    #[serde(default)]
+    pub last_error: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConversation {
+    #[serde(default)]
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatRequest {
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartRequest {
+    #[serde(default)]
+    pub revision: Option<String>,
+    #[serde(default)]
+    pub initial_prompt: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputRequest {
+    pub tool_call_id: String,
+    pub data: String,
+}
+
+/// `POST chat` answers with where the message landed and whether it waits.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChatResponse {
+    pub idx: u64,
+    pub queued: bool,
+}
+
+/// The body of every error response.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}

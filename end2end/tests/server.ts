@@ -1,0 +1,69 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+/** The release binary cargo-leptos builds; override with TETHER_BIN. */
+export const tetherBin =
+  process.env.TETHER_BIN ?? resolve(__dirname, "../../target/release/tether");
+const repoRoot = resolve(__dirname, "../..");
+
+export interface Server {
+  url: string;
+  port: number;
+  dataDir: string;
+  proc: ChildProcess;
+  /** SIGTERM and wait for exit; the data directory is removed unless `keepData`. */
+  stop(opts?: { keepData?: boolean }): Promise<void>;
+  /** SIGKILL: the crash case. */
+  kill(): Promise<void>;
+}
+
+export interface StartOptions {
+  port?: number;
+  dataDir?: string;
+  args?: string[];
+  env?: Record<string, string>;
+}
+
+/** Starts `tether` and resolves once it prints the address it serves. */
+export async function startServer(opts: StartOptions = {}): Promise<Server> {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "tether-e2e-"));
+  const addr = `127.0.0.1:${opts.port ?? 0}`;
+  const proc = spawn(tetherBin, ["--addr", addr, "--data-dir", dataDir, ...(opts.args ?? [])], {
+    cwd: repoRoot,
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn", ...opts.env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const exited = new Promise<void>((done) => proc.once("exit", () => done()));
+  const url = await new Promise<string>((ok, fail) => {
+    let seen = "";
+    const timer = setTimeout(() => fail(new Error(`tether did not start: ${seen}`)), 30_000);
+    proc.stdout!.on("data", (chunk: Buffer) => {
+      seen += chunk.toString();
+      const match = /Tether is serving (http:\/\/[^\s/]+)/.exec(seen);
+      if (match) {
+        clearTimeout(timer);
+        ok(match[1]);
+      }
+    });
+    proc.once("exit", (code) => {
+      clearTimeout(timer);
+      fail(new Error(`tether exited with ${code} before serving: ${seen}`));
+    });
+  });
+  const port = Number(new URL(url).port);
+  const finish = async (signal: NodeJS.Signals, keepData: boolean) => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+    await exited;
+    if (!keepData && !opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
+  };
+  return {
+    url,
+    port,
+    dataDir,
+    proc,
+    stop: (o) => finish("SIGTERM", o?.keepData ?? false),
+    kill: () => finish("SIGKILL", true),
+  };
+}

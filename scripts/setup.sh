@@ -1,0 +1,62 @@
+# Sourced by run.sh and test.sh: installs what a fresh Debian machine lacks, once.
+# Every step checks first, so a second run costs a few seconds.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Tools built from source live outside the clone so fresh clones reuse them.
+TOOLS_DIR="${TETHER_TOOLS_DIR:-$HOME/.cache/tether/tools}"
+WASM_BINDGEN_VERSION="0.2.130" # must equal the wasm-bindgen pin in Cargo.toml
+CARGO_LEPTOS_VERSION="0.3.11"
+export PATH="$TOOLS_DIR/bin:$ROOT/tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+
+step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# `npm ci` only when the lockfile changed since the last install.
+npm_ci() {
+  local dir="$1" stamp="$1/node_modules/.tether-lock-sha"
+  local want
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    step "npm ci in ${dir#"$ROOT"/}"
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" >"$stamp"
+  fi
+}
+
+cargo_install() { # name version [extra cargo flags]
+  local name="$1" version="$2"
+  shift 2
+  step "building $name $version from crates.io (once; cached in $TOOLS_DIR)"
+  # Fat LTO makes these builds take 17 min and 3.6 GB; thin codegen is plenty for tools.
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    cargo install --root "$TOOLS_DIR" "$name" --version "$version" --force "$@"
+}
+
+ensure_build_tools() {
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    step "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
+    cargo_install wasm-bindgen-cli "$WASM_BINDGEN_VERSION"
+  fi
+  if [ "$(cargo-leptos --version 2>/dev/null)" != "cargo-leptos $CARGO_LEPTOS_VERSION" ]; then
+    # --locked alone fails (a dependency wants a newer rustc); this combination builds.
+    cargo_install cargo-leptos "$CARGO_LEPTOS_VERSION" --locked --ignore-rust-version
+  fi
+  # wasm-opt from npm: Debian's binaryen 108 silently breaks the release bundle.
+  npm_ci "$ROOT/tools"
+}
+
+ensure_test_tools() {
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    step "installing Debian's chromium and chromium-driver"
+    as_root apt-get update -q
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q chromium chromium-driver
+  fi
+  npm_ci "$ROOT/end2end"
+}

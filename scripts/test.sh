@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Sets up what is missing and runs every check: formatting, clippy, the Rust tests,
+# and the Playwright tests in headless Chromium against a freshly built server.
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+cd "$ROOT"
+ensure_build_tools
+ensure_test_tools
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "clippy (server, shared app code, browser bundle)"
+cargo clippy -p server --all-targets --locked -- -D warnings
+cargo clippy -p app --all-targets --locked -- -D warnings
+cargo clippy -p frontend --target wasm32-unknown-unknown --locked -- -D warnings
+step "Rust tests"
+cargo test -p app --locked
+cargo test -p server --locked
+step "release build for the browser tests"
+cargo leptos build --release
+step "Playwright (headless Chromium)"
+(cd end2end && npx playwright test)
+step "all tests passed"

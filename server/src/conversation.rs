@@ -1,0 +1,491 @@
+//! One conversation: its log, its metadata, and the worker that runs its turns one
+//! after another. Chat, cancel and restart requests land here.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use app::protocol::{
+    ConversationState, ConversationSummary, Message, MessageType, RunStatus, ToolStatus,
+};
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::AppError;
+use crate::git;
+use crate::hub::Hub;
+use crate::log::{Log, now_rfc3339};
+use crate::pty::PtyHandle;
+use crate::store::{ConversationRecord, StoreError};
+use crate::turn::Turn;
+
+/// Longest a restart waits for a stopped turn to wind down (cancel escalates to
+/// SIGKILL after 4 s; the PTY drain adds at most 3 s).
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub struct Conversation {
+    /// Stable id, also the URL segment.
+    pub id: String,
+    /// The append-only message log.
+    pub log: Log,
+    /// Shared services: store, agent, global change signal, settings.
+    pub(crate) hub: Arc<Hub>,
+    /// Persistent metadata (title, cwd, first_message_index, timestamps).
+    meta: Mutex<ConversationRecord>,
+    /// What is running now; never held across an `.await`.
+    runtime: Mutex<Runtime>,
+    /// Bumped whenever the state (apart from `message_count`) changes.
+    changed: watch::Sender<u64>,
+    /// Wakes the worker when a turn is queued.
+    wake: Notify,
+    /// Serializes chat and restart so a restart never interleaves with a new turn.
+    control: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct Runtime {
+    status: RunStatus,
+    /// Chat messages (already in the log) waiting for the current turn to end.
+    queue: VecDeque<String>,
+    /// The running turn, if any.
+    turn: Option<TurnControl>,
+    /// Running tool calls by id, in start order for the state's list.
+    tools: HashMap<String, RunningTool>,
+    tool_order: Vec<String>,
+    /// Whether the last finished tool call failed.
+    last_error: bool,
+    /// A stop that arrived after a turn was queued but before the worker started it.
+    pending_stop: Option<StopInfo>,
+}
+
+struct TurnControl {
+    cancel: CancellationToken,
+    stop: Option<StopInfo>,
+}
+
+/// Why a turn was stopped.
+#[derive(Clone)]
+pub struct StopInfo {
+    pub reason: String,
+    /// Queued chat messages dropped with the turn.
+    pub dropped: usize,
+    /// What running tool calls are marked as.
+    pub status: ToolStatus,
+}
+
+pub(crate) struct RunningTool {
+    pub handle: Arc<PtyHandle>,
+    /// Set when someone stopped the call; its result then carries this status.
+    pub stop: Option<ToolStatus>,
+}
+
+impl Conversation {
+    /// Opens a stored conversation, closing anything a crash left open, and starts its worker.
+    pub fn open(record: ConversationRecord, hub: Arc<Hub>) -> Result<Arc<Self>, StoreError> {
+        let log = Log::open(&record.id, hub.store.clone())?;
+        let conversation = Arc::new(Conversation {
+            id: record.id.clone(),
+            log,
+            hub,
+            meta: Mutex::new(record),
+            runtime: Mutex::new(Runtime::default()),
+            changed: watch::Sender::new(0),
+            wake: Notify::new(),
+            control: tokio::sync::Mutex::new(()),
+        });
+        conversation.recover()?;
+        tokio::spawn(conversation.clone().worker());
+        Ok(conversation)
+    }
+
+    fn runtime(&self) -> MutexGuard<'_, Runtime> {
+        self.runtime.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn meta(&self) -> MutexGuard<'_, ConversationRecord> {
+        self.meta.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn cwd(&self) -> PathBuf {
+        PathBuf::from(&self.meta().cwd)
+    }
+
+    pub fn first_message_index(&self) -> u64 {
+        self.meta().first_message_index
+    }
+
+    /// Tells state streams and the global list that something changed.
+    pub(crate) fn notify_changed(&self) {
+        self.changed.send_modify(|v| *v += 1);
+        self.hub.notify_changed();
+    }
+
+    pub fn subscribe_changes(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    pub fn append(&self, message: Message) -> Result<u64, StoreError> {
+        Ok(self.log.append(message)?.idx)
+    }
+
+    fn touch(&self, update: impl FnOnce(&mut ConversationRecord)) {
+        let record = {
+            let mut meta = self.meta();
+            update(&mut meta);
+            meta.updated_at = now_rfc3339();
+            meta.clone()
+        };
+        if let Err(err) = self.hub.store.update_conversation(&record) {
+            tracing::error!(conversation = %self.id, %err, "cannot update conversation metadata");
+        }
+    }
+
+    pub fn state(&self) -> ConversationState {
+        let meta = self.meta().clone();
+        let rt = self.runtime();
+        ConversationState {
+            conversation_id: self.id.clone(),
+            message_count: self.log.len(),
+            title: meta.title,
+            working_dir: meta.cwd,
+            hostname: self.hub.hostname.clone(),
+            status: rt.status,
+            outstanding_tool_calls: rt.tool_order.clone(),
+            queued_messages: rt.queue.len() as u64,
+            first_message_index: meta.first_message_index,
+            agent: meta.agent,
+            created_at: meta.created_at,
+            updated_at: meta.updated_at,
+        }
+    }
+
+    pub fn summary(&self) -> ConversationSummary {
+        let meta = self.meta().clone();
+        let rt = self.runtime();
+        ConversationSummary {
+            id: self.id.clone(),
+            title: meta.title,
+            cwd: meta.cwd,
+            status: rt.status,
+            message_count: self.log.len(),
+            last_error: rt.last_error,
+            created_at: meta.created_at,
+            updated_at: meta.updated_at,
+        }
+    }
+
+    /// Appends a chat message; it starts a turn now or when the current one ends.
+    pub async fn chat(&self, text: String) -> Result<(u64, bool), AppError> {
+        let _control = self.control.lock().await;
+        self.chat_locked(text)
+    }
+
+    fn chat_locked(&self, text: String) -> Result<(u64, bool), AppError> {
+        let idx = self.append(Message::new(MessageType::User, text.clone()))?;
+        let queued = {
+            let mut rt = self.runtime();
+            let queued = rt.status == RunStatus::Running;
+            rt.queue.push_back(text.clone());
+            rt.status = RunStatus::Running;
+            queued
+        };
+        self.touch(|meta| {
+            if meta.title.is_empty() {
+                meta.title = title_from(&text);
+            }
+        });
+        self.notify_changed();
+        self.wake.notify_one();
+        Ok((idx, queued))
+    }
+
+    /// Cancels one running tool call; the turn goes on.
+    pub fn cancel_tool(&self, tool_call_id: &str) -> Result<(), AppError> {
+        let rt = &mut *self.runtime();
+        let tool = rt.tools.get_mut(tool_call_id).ok_or_else(|| {
+            AppError::NotFound(format!("no running tool call with id {tool_call_id:?}"))
+        })?;
+        tool.stop.get_or_insert(ToolStatus::Cancelled);
+        tool.handle.cancel();
+        Ok(())
+    }
+
+    /// Stops the running turn: its tool calls and the queued messages.
+    pub fn stop_turn(&self, stop: StopInfo) -> Result<(), AppError> {
+        let rt = &mut *self.runtime();
+        let Some(turn) = rt.turn.as_mut() else {
+            if rt.queue.is_empty() {
+                return Err(AppError::Conflict(
+                    "nothing is running in this conversation".into(),
+                ));
+            }
+            // The worker is about to start the first queued message: it will start
+            // stopped, so that message still gets its closing `end_of_turn`.
+            let dropped = rt.queue.len() - 1;
+            rt.queue.truncate(1);
+            rt.pending_stop = Some(StopInfo { dropped, ..stop });
+            return Ok(());
+        };
+        if turn.stop.is_none() {
+            turn.stop = Some(StopInfo {
+                dropped: rt.queue.len(),
+                ..stop.clone()
+            });
+        }
+        rt.queue.clear();
+        turn.cancel.cancel();
+        for tool in rt.tools.values_mut() {
+            tool.stop.get_or_insert(stop.status);
+            if stop.status == ToolStatus::Interrupted {
+                // Shutting down: no time for the polite escalation.
+                let _ = tool.handle.signal_group(nix::sys::signal::Signal::SIGKILL);
+            } else {
+                tool.handle.cancel();
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes to a running tool call's terminal.
+    pub fn input(&self, tool_call_id: &str, data: &[u8]) -> Result<(), AppError> {
+        let handle = {
+            let rt = self.runtime();
+            let tool = rt.tools.get(tool_call_id).ok_or_else(|| {
+                AppError::NotFound(format!("no running tool call with id {tool_call_id:?}"))
+            })?;
+            tool.handle.clone()
+        };
+        handle
+            .write_input(data)
+            .map_err(|e| AppError::Conflict(format!("cannot write to the terminal: {e}")))
+    }
+
+    /// Stops everything, optionally checks out `revision`, appends a restart marker
+    /// and starts the agent's context after it; then runs `initial_prompt`, if any.
+    pub async fn restart(
+        &self,
+        revision: Option<String>,
+        initial_prompt: Option<String>,
+    ) -> Result<u64, AppError> {
+        let _control = self.control.lock().await;
+        let cwd = self.cwd();
+        // Validate before stopping anything: a refused restart changes nothing.
+        let target = match revision.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+            Some(rev) => Some(git::resolve_clean(&cwd, rev).await?),
+            None => None,
+        };
+        let _ = self.stop_turn(StopInfo {
+            reason: "the conversation was restarted".into(),
+            dropped: 0,
+            status: ToolStatus::Cancelled,
+        });
+        self.wait_idle(STOP_TIMEOUT).await?;
+        let mut marker = Message::new(MessageType::Restart, "Conversation restarted.");
+        if let Some(commit) = &target {
+            git::checkout(&cwd, &commit.sha).await?;
+            marker.content = format!(
+                "Conversation restarted at {} ({}).",
+                commit.short(),
+                commit.subject
+            );
+            marker.revision = Some(commit.sha.clone());
+        }
+        let idx = self.append(marker)?;
+        self.touch(|meta| meta.first_message_index = idx);
+        self.notify_changed();
+        if let Some(prompt) = initial_prompt.filter(|p| !p.trim().is_empty()) {
+            self.chat_locked(prompt)?;
+        }
+        Ok(idx)
+    }
+
+    /// Waits until no turn runs and nothing is queued.
+    pub async fn wait_idle(&self, timeout: Duration) -> Result<(), AppError> {
+        let mut changes = self.subscribe_changes();
+        let idle = async {
+            loop {
+                if self.runtime().status == RunStatus::Idle {
+                    return;
+                }
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, idle)
+            .await
+            .map_err(|_| AppError::Internal("the running turn did not stop in time".into()))
+    }
+
+    /// Runs queued turns one after another, for as long as the server runs.
+    async fn worker(self: Arc<Self>) {
+        let shutdown = self.hub.shutdown.clone();
+        loop {
+            let next = {
+                let mut rt = self.runtime();
+                match rt.queue.pop_front() {
+                    Some(text) => {
+                        // Not a child of `shutdown`: stopping a turn is always explicit,
+                        // so its tool calls get the right status.
+                        let cancel = CancellationToken::new();
+                        let stop = rt.pending_stop.take();
+                        if stop.is_some() {
+                            cancel.cancel();
+                        }
+                        rt.turn = Some(TurnControl {
+                            cancel: cancel.clone(),
+                            stop,
+                        });
+                        rt.status = RunStatus::Running;
+                        Some((text, cancel))
+                    }
+                    None => {
+                        rt.status = RunStatus::Idle;
+                        None
+                    }
+                }
+            };
+            self.notify_changed();
+            match next {
+                Some((text, cancel)) => self.run_turn(text, cancel).await,
+                None => {
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run_turn(&self, text: String, cancel: CancellationToken) {
+        let agent = self.hub.agent.clone();
+        let turn = Turn::new(self, cancel);
+        let result = agent.run_turn(&turn, &text).await;
+        let stop = self.runtime().turn.take().and_then(|t| t.stop);
+        let mut closing = Message::new(MessageType::Agent, "");
+        closing.end_of_turn = true;
+        closing.content = match (stop, result) {
+            (Some(stop), _) => {
+                let mut text = format!("Turn stopped: {}.", stop.reason);
+                if stop.dropped > 0 {
+                    text.push_str(&format!(
+                        " {} queued message(s) were not run.",
+                        stop.dropped
+                    ));
+                }
+                text
+            }
+            (None, Ok(text)) => text,
+            (None, Err(err)) => {
+                let _ = self.append(Message::new(MessageType::Error, err.to_string()));
+                "Turn failed.".to_string()
+            }
+        };
+        if let Err(err) = self.append(closing) {
+            tracing::error!(conversation = %self.id, %err, "cannot close the turn");
+        }
+        self.touch(|_| {});
+    }
+
+    pub(crate) fn register_tool(
+        &self,
+        id: &str,
+        handle: Arc<PtyHandle>,
+        already_stopped: Option<ToolStatus>,
+    ) {
+        {
+            let mut rt = self.runtime();
+            rt.tools.insert(
+                id.to_string(),
+                RunningTool {
+                    handle,
+                    stop: already_stopped,
+                },
+            );
+            rt.tool_order.push(id.to_string());
+        }
+        self.notify_changed();
+    }
+
+    /// Forgets a finished tool call and says how it was stopped, if it was.
+    pub(crate) fn finish_tool(&self, id: &str, failed: bool) -> Option<ToolStatus> {
+        let stop = {
+            let mut rt = self.runtime();
+            rt.tool_order.retain(|t| t != id);
+            rt.last_error = failed;
+            rt.tools.remove(id).and_then(|t| t.stop)
+        };
+        self.notify_changed();
+        stop
+    }
+
+    /// After a crash or kill: closes tool calls and turns that never ended, so no
+    /// client waits forever for a result that will not come.
+    fn recover(&self) -> Result<(), StoreError> {
+        let store = &self.hub.store;
+        let last_end = store.last_end_of_turn(&self.id)?;
+        let rows = store.read_kinds_after(
+            &self.id,
+            last_end,
+            &[MessageType::User, MessageType::Agent, MessageType::Tool],
+        )?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut open: Vec<String> = Vec::new();
+        let mut users = 0;
+        for row in rows {
+            let message: Message = serde_json::from_str(&row.json)
+                .map_err(|e| StoreError::Corrupt(format!("message {}: {e}", row.idx)))?;
+            match message.kind {
+                MessageType::User => users += 1,
+                MessageType::Agent => {
+                    open.extend(message.tool_calls.into_iter().map(|c| c.tool_call_id))
+                }
+                MessageType::Tool => open.retain(|id| Some(id) != message.tool_call_id.as_ref()),
+                _ => {}
+            }
+        }
+        for id in open {
+            let mut result = Message::new(
+                MessageType::Tool,
+                "Interrupted: the server stopped while this tool call was running.",
+            );
+            result.tool_call_id = Some(id);
+            result.tool_name = Some("bash".into());
+            result.status = Some(ToolStatus::Interrupted);
+            result.tool_error = Some(true);
+            result.end_time = Some(now_rfc3339());
+            self.log.append(result)?;
+        }
+        let mut closing = Message::new(
+            MessageType::Agent,
+            "Turn interrupted: the server stopped before it finished.",
+        );
+        if users > 1 {
+            closing
+                .content
+                .push_str(&format!(" {users} chat messages in it were not all run."));
+        }
+        closing.end_of_turn = true;
+        self.log.append(closing)?;
+        tracing::info!(conversation = %self.id, "closed a turn left open by an earlier run");
+        Ok(())
+    }
+}
+
+/// A title from the first chat message: its first line, at most 60 characters.
+fn title_from(text: &str) -> String {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    let mut title: String = line.chars().take(60).collect();
+    if line.chars().count() > 60 {
+        title.push('…');
+    }
+    title
+}

@@ -1,0 +1,156 @@
+//! Services every conversation shares, and the registry of conversations.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use app::protocol::{ConversationSummary, ToolStatus};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::Agent;
+use crate::conversation::{Conversation, StopInfo};
+use crate::error::AppError;
+use crate::log::now_rfc3339;
+use crate::store::{ConversationRecord, Store, StoreError};
+
+pub struct Hub {
+    /// Where everything is persisted.
+    pub store: Arc<dyn Store>,
+    /// Runs the turns of every conversation.
+    pub agent: Arc<dyn Agent>,
+    /// This machine's name, for the state.
+    pub hostname: String,
+    /// Environment variables tool calls must not inherit.
+    pub env_remove: Vec<String>,
+    /// Cancelled when the server shuts down.
+    pub shutdown: CancellationToken,
+    /// Bumped when any conversation's summary may have changed; the global stream waits on it.
+    changed: watch::Sender<u64>,
+}
+
+impl Hub {
+    pub fn new(
+        store: Arc<dyn Store>,
+        agent: Arc<dyn Agent>,
+        env_remove: Vec<String>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let hostname = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default();
+        Hub {
+            store,
+            agent,
+            hostname,
+            env_remove,
+            shutdown,
+            changed: watch::Sender::new(0),
+        }
+    }
+
+    pub fn notify_changed(&self) {
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    pub fn subscribe_changes(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+}
+
+/// Every conversation, loaded at start and kept in memory (their logs stay on disk).
+pub struct Conversations {
+    /// Shared services.
+    pub hub: Arc<Hub>,
+    /// By id; a std lock, held only to look up or insert.
+    map: RwLock<HashMap<String, Arc<Conversation>>>,
+}
+
+impl Conversations {
+    /// Loads every stored conversation and closes turns a crash left open.
+    pub fn load(hub: Arc<Hub>) -> Result<Self, StoreError> {
+        let mut map = HashMap::new();
+        for record in hub.store.conversations()? {
+            let id = record.id.clone();
+            map.insert(id, Conversation::open(record, hub.clone())?);
+        }
+        Ok(Conversations {
+            hub,
+            map: RwLock::new(map),
+        })
+    }
+
+    pub fn get(&self, id: &str) -> Result<Arc<Conversation>, AppError> {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+            .ok_or_else(|| AppError::NotFound(format!("no conversation with id {id:?}")))
+    }
+
+    pub fn all(&self) -> Vec<Arc<Conversation>> {
+        let mut all: Vec<_> = self
+            .map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// Summaries, most recently active first.
+    pub fn summaries(&self) -> Vec<ConversationSummary> {
+        let mut list: Vec<_> = self.all().iter().map(|c| c.summary()).collect();
+        list.sort_by(|a, b| {
+            b.updated_at
+                .cmp(&a.updated_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        list
+    }
+
+    pub fn create(&self, cwd: &Path, title: Option<String>) -> Result<Arc<Conversation>, AppError> {
+        let now = now_rfc3339();
+        let record = ConversationRecord {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            title: title.map(|t| t.trim().to_string()).unwrap_or_default(),
+            cwd: cwd.display().to_string(),
+            agent: self.hub.agent.name().to_string(),
+            first_message_index: 0,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        self.hub.store.create_conversation(&record)?;
+        let conversation = Conversation::open(record, self.hub.clone())?;
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(conversation.id.clone(), conversation.clone());
+        self.hub.notify_changed();
+        Ok(conversation)
+    }
+
+    /// Stops every running turn, marking its tool calls `interrupted`, and waits
+    /// (boundedly) for the results to be logged.
+    pub async fn shutdown(&self, wait: Duration) {
+        let all = self.all();
+        for conversation in &all {
+            let _ = conversation.stop_turn(StopInfo {
+                reason: "the server is shutting down".into(),
+                dropped: 0,
+                status: ToolStatus::Interrupted,
+            });
+        }
+        let waits = all.iter().map(|c| c.wait_idle(wait));
+        for result in futures::future::join_all(waits).await {
+            if let Err(err) = result {
+                tracing::warn!(%err, "a turn did not stop before shutdown; it will be closed on the next start");
+            }
+        }
+    }
+}

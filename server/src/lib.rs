@@ -1,0 +1,124 @@
+//! The Tether server: an axum application that serves the Leptos site and the API.
+//!
+//! `run` is the entry point; `app` builds the router so tests can serve it on their own
+//! listener.
+
+#![forbid(unsafe_code)]
+
+pub mod agent;
+mod api;
+pub mod chunk;
+pub mod config;
+pub mod conversation;
+pub mod error;
+mod extract;
+mod git;
+pub mod hub;
+pub mod log;
+mod pipe_check;
+pub mod pty;
+mod site;
+pub mod store;
+mod stream;
+mod transcript;
+pub mod turn;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::routing::get;
+use leptos::config::LeptosOptions;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use error::AppError;
+
+use crate::agent::ShellAgent;
+use crate::hub::{Conversations, Hub};
+use crate::store::{SqliteStore, StoreError};
+
+/// Request bodies larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// How long shutdown waits for running tool calls to be closed in the log.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Shared state handed to every request handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// Where the site's files live and what they are called.
+    pub leptos: LeptosOptions,
+    /// The flags the server was started with.
+    pub config: Arc<Config>,
+    /// Cancelled when the server begins to shut down; open streams end on it.
+    pub shutdown: CancellationToken,
+    /// Every conversation, and the services they share.
+    pub conversations: Arc<Conversations>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+impl AppState {
+    /// Opens the store under the data directory and loads every conversation.
+    /// Must be called inside a tokio runtime (conversations start their workers).
+    pub fn open(config: Config) -> Result<Self, StoreError> {
+        let shutdown = CancellationToken::new();
+        let store = Arc::new(SqliteStore::open(&config.data_dir())?);
+        let hub = Arc::new(Hub::new(
+            store,
+            Arc::new(ShellAgent),
+            vec!["TETHER_TOKEN".into()],
+            shutdown.clone(),
+        ));
+        Ok(AppState {
+            leptos: site::leptos_options(),
+            config: Arc::new(config),
+            shutdown,
+            conversations: Arc::new(Conversations::load(hub)?),
+        })
+    }
+}
+
+/// The whole application: API routes, server-rendered pages and static files.
+pub fn app(state: AppState) -> Router {
+    let routes = generate_route_list(app::App);
+    let leptos = state.leptos.clone();
+    Router::new()
+        .route("/api/pipe-check", get(pipe_check::stream))
+        .merge(api::routes())
+        .leptos_routes(&state, routes, move || app::shell(leptos.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            app::shell,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then ends open streams
+/// and waits for in-flight requests to finish.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let token = state.shutdown.clone();
+    let conversations = state.conversations.clone();
+    let router = app(state);
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            token.cancel();
+        })
+        .await;
+    conversations.shutdown(SHUTDOWN_GRACE).await;
+    served
+}

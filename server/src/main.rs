@@ -1,0 +1,63 @@
+//! `tether`: parse flags, start logging, serve until Ctrl-C or SIGTERM.
+
+use clap::Parser;
+use server::{AppState, Config};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = Config::parse();
+    let addr = config.addr;
+    let listener = match TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("tether: cannot listen on {addr}: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let data_dir = config.data_dir();
+    let state = match AppState::open(config) {
+        Ok(state) => state,
+        Err(err) => {
+            eprintln!(
+                "tether: cannot open the data directory {}: {err}",
+                data_dir.display()
+            );
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    // A plain line on stdout that people and test harnesses can read the address from.
+    println!(
+        "Tether is serving http://{}/",
+        listener.local_addr().unwrap_or(addr)
+    );
+    match server::run(listener, state, shutdown_signal()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("tether: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,152 @@
+//! Server-Sent Events: a conversation's log read from a cursor, then followed live;
+//! and the global stream of conversation summaries.
+//!
+//! Each client is one task holding one cursor and at most one batch of entries,
+//! so a stalled client costs a bounded amount of memory and slows nobody else.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::protocol::{ConversationSummary, event};
+use axum::body::Body;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::{FutureExt, Stream};
+use tokio::time::{Instant, MissedTickBehavior, interval_at};
+
+use crate::conversation::Conversation;
+use crate::hub::Conversations;
+
+/// Entries read per batch; also the most one client holds at a time.
+const BATCH: usize = 256;
+/// The global stream sends at most this often, however busy the server is.
+const GLOBAL_MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Wraps a stream of ready-made SSE frames in a response with the right headers.
+pub fn sse_response(
+    frames: impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+) -> Response {
+    let mut response = Body::from_stream(frames).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Tells nginx and friends not to buffer the stream.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+fn frame(name: &str, data: &str) -> Bytes {
+    Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
+}
+
+fn json_frame<T: serde::Serialize>(name: &str, value: &T) -> Bytes {
+    frame(
+        name,
+        &serde_json::to_string(value).unwrap_or_else(|_| "{}".into()),
+    )
+}
+
+fn heartbeat() -> Bytes {
+    frame(
+        event::HEARTBEAT,
+        &format!("{{\"time\":\"{}\"}}", crate::log::now_rfc3339()),
+    )
+}
+
+/// The conversation's messages from `cursor` on, with `state` events and heartbeats,
+/// until the client goes away or the server shuts down.
+pub fn conversation_stream(
+    conversation: Arc<Conversation>,
+    mut cursor: u64,
+    heartbeat_every: Duration,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    async_stream::stream! {
+        let shutdown = conversation.hub.shutdown.clone();
+        let mut grown = conversation.log.subscribe();
+        let mut changes = conversation.subscribe_changes();
+        changes.mark_unchanged();
+        let mut beat = interval_at(Instant::now() + heartbeat_every, heartbeat_every);
+        beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        yield Ok(json_frame(event::STATE, &conversation.state()));
+        loop {
+            // Mark before reading, so growth after the read wakes us below.
+            grown.mark_unchanged();
+            let batch = match conversation.log.read(cursor, u64::MAX, BATCH) {
+                Ok(batch) => batch,
+                Err(err) => {
+                    // Ending the stream makes the client reconnect from its cursor.
+                    tracing::error!(conversation = %conversation.id, %err, "cannot read the log");
+                    break;
+                }
+            };
+            let caught_up = batch.len() < BATCH;
+            for entry in batch {
+                cursor = entry.idx + 1;
+                yield Ok(entry.frame());
+            }
+            // State is coalesced: at most once per batch, however many changes.
+            if changes.has_changed().unwrap_or(false) {
+                changes.mark_unchanged();
+                yield Ok(json_frame(event::STATE, &conversation.state()));
+            }
+            if beat.tick().now_or_never().is_some() {
+                yield Ok(heartbeat());
+            }
+            if !caught_up {
+                continue;
+            }
+            tokio::select! {
+                _ = grown.changed() => {}
+                _ = changes.changed() => {
+                    changes.mark_unchanged();
+                    yield Ok(json_frame(event::STATE, &conversation.state()));
+                }
+                _ = beat.tick() => yield Ok(heartbeat()),
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    }
+}
+
+/// Every conversation's summary once, then each summary again whenever it changes.
+pub fn global_stream(
+    conversations: Arc<Conversations>,
+    heartbeat_every: Duration,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    async_stream::stream! {
+        let shutdown = conversations.hub.shutdown.clone();
+        let mut changes = conversations.hub.subscribe_changes();
+        let mut beat = interval_at(Instant::now() + heartbeat_every, heartbeat_every);
+        beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Message counts change without a signal (that would fire per message), so
+        // also look once a second.
+        let mut poll = tokio::time::interval(Duration::from_secs(1));
+        poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut sent: HashMap<String, ConversationSummary> = HashMap::new();
+        loop {
+            changes.mark_unchanged();
+            for summary in conversations.summaries() {
+                if sent.get(&summary.id) != Some(&summary) {
+                    yield Ok(json_frame(event::CONVERSATION, &summary));
+                    sent.insert(summary.id.clone(), summary);
+                }
+            }
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = poll.tick() => {}
+                _ = beat.tick() => yield Ok(heartbeat()),
+                _ = shutdown.cancelled() => break,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(GLOBAL_MIN_INTERVAL) => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    }
+}
