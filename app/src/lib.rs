@@ -3,20 +3,27 @@
 //! Everything here compiles twice: natively with the `ssr` feature (the server renders
 //! pages) and to WebAssembly with the `hydrate` feature (the browser takes them over).
 
+#![recursion_limit = "256"]
+
 pub mod ansi;
 pub mod backoff;
-pub mod fold;
+pub mod client;
+pub mod components;
+pub mod data;
 pub mod pages;
 pub mod progress;
 pub mod protocol;
+pub mod timeline;
 pub mod watchdog;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
-    StaticSegment,
+    ParamSegment, StaticSegment,
     components::{Route, Router, Routes},
 };
+
+use crate::data::ClientSettings;
 
 /// The HTML document around every page; only the server renders it.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -27,6 +34,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
+                <meta name="tether-settings" content=settings_json()/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -48,9 +56,60 @@ pub fn App() -> impl IntoView {
         <Router>
             <main>
                 <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
-                    <Route path=StaticSegment("") view=pages::pipe_check::PipeCheck/>
+                    <Route path=StaticSegment("") view=pages::list::ListPage/>
+                    <Route path=(StaticSegment("c"), ParamSegment("id")) view=pages::conversation::ConversationPage/>
                 </Routes>
             </main>
         </Router>
     }
+}
+
+fn settings_json() -> String {
+    #[cfg(feature = "ssr")]
+    let settings = use_context::<data::ServerData>()
+        .map(|d| d.0.settings())
+        .unwrap_or_default();
+    #[cfg(not(feature = "ssr"))]
+    let settings = ClientSettings::default();
+    serde_json::to_string(&settings).unwrap_or_default()
+}
+
+/// The server's client settings: from its context while rendering, from the page's
+/// `tether-settings` meta tag in the browser.
+pub fn settings() -> ClientSettings {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| {
+                d.query_selector("meta[name=tether-settings]")
+                    .ok()
+                    .flatten()
+            })
+            .and_then(|el| el.dyn_into::<web_sys::HtmlMetaElement>().ok())
+            .and_then(|meta| serde_json::from_str(&meta.content()).ok())
+            .unwrap_or_default()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        serde_json::from_str(&settings_json()).unwrap_or_default()
+    }
+}
+
+/// Keeps `now` (epoch ms) current, twice a second, for clocks and countdowns.
+/// Browser only; call it inside an effect so the timer ends with it.
+pub fn tick(now: RwSignal<f64>) {
+    #[cfg(feature = "hydrate")]
+    {
+        now.set(client::now_ms());
+        if let Ok(handle) = set_interval_with_handle(
+            move || now.set(client::now_ms()),
+            std::time::Duration::from_millis(500),
+        ) {
+            on_cleanup(move || handle.clear());
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = now;
 }

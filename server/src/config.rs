@@ -22,8 +22,13 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
 
     /// Seconds between heartbeat events on every open stream.
-    #[arg(long, env = "TETHER_HEARTBEAT_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, env = "TETHER_HEARTBEAT_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=60))]
     pub heartbeat_secs: u64,
+
+    /// Seconds without any event after which the browser treats a stream as dead and
+    /// reconnects. Keep it well above --heartbeat-secs; tests shorten it.
+    #[arg(long, env = "TETHER_CLIENT_TIMEOUT_SECS", default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub client_timeout_secs: u64,
 }
 
 impl Config {

@@ -15,7 +15,6 @@ mod extract;
 mod git;
 pub mod hub;
 pub mod log;
-mod pipe_check;
 pub mod pty;
 mod site;
 pub mod store;
@@ -29,7 +28,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::routing::get;
 use leptos::config::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
@@ -46,6 +44,8 @@ use crate::store::{SqliteStore, StoreError};
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How long shutdown waits for running tool calls to be closed in the log.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long shutdown waits for open connections (streams included) to close.
+const CONNECTION_GRACE: Duration = Duration::from_secs(2);
 
 /// Shared state handed to every request handler.
 #[derive(Clone)]
@@ -91,10 +91,18 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let leptos = state.leptos.clone();
+    let data = app::data::ServerData(Arc::new(site::SiteData {
+        conversations: state.conversations.clone(),
+        config: state.config.clone(),
+    }));
     Router::new()
-        .route("/api/pipe-check", get(pipe_check::stream))
         .merge(api::routes())
-        .leptos_routes(&state, routes, move || app::shell(leptos.clone()))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || leptos::prelude::provide_context(data.clone()),
+            move || app::shell(leptos.clone()),
+        )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
@@ -110,15 +118,30 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let token = state.shutdown.clone();
+    let stopping = token.clone();
     let conversations = state.conversations.clone();
     let router = app(state);
-    let served = axum::serve(listener, router)
+    let serve = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down");
             token.cancel();
         })
-        .await;
+        .into_future();
+    // Open streams end on the token, but one whose client stopped reading is stuck
+    // in a write and never sees it; its connection would hold up the graceful
+    // shutdown forever. So connections get a bounded time to close.
+    let drain_deadline = async {
+        stopping.cancelled().await;
+        tokio::time::sleep(CONNECTION_GRACE).await;
+    };
+    let served = tokio::select! {
+        served = serve => served,
+        () = drain_deadline => {
+            tracing::warn!("some connections did not close in time; dropping them");
+            Ok(())
+        }
+    };
     conversations.shutdown(SHUTDOWN_GRACE).await;
     served
 }

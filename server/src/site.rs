@@ -1,8 +1,53 @@
 //! Serving the Leptos site: server-rendered pages plus the files cargo-leptos builds.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use app::data::{ClientSettings, DataSource, SNAPSHOT_MESSAGES, Snapshot};
+use app::protocol::{ConversationSummary, Message};
 use leptos::config::LeptosOptions;
+
+use crate::config::Config;
+use crate::hub::Conversations;
+
+/// What pages see of the server while it renders them.
+pub struct SiteData {
+    pub conversations: Arc<Conversations>,
+    pub config: Arc<Config>,
+}
+
+impl DataSource for SiteData {
+    fn list(&self) -> Vec<ConversationSummary> {
+        self.conversations.summaries()
+    }
+
+    fn snapshot(&self, id: &str) -> Option<Snapshot> {
+        let conversation = self.conversations.get(id).ok()?;
+        let state = conversation.state();
+        let base = state.message_count.saturating_sub(SNAPSHOT_MESSAGES);
+        let messages = conversation
+            .log
+            .read(base, state.message_count, SNAPSHOT_MESSAGES as usize)
+            .ok()?
+            .iter()
+            .filter_map(|entry| serde_json::from_str::<Message>(entry.json()).ok())
+            .collect();
+        Some(Snapshot {
+            state,
+            base,
+            messages,
+        })
+    }
+
+    fn settings(&self) -> ClientSettings {
+        let timeout_ms = self.config.client_timeout_secs as f64 * 1000.0;
+        ClientSettings {
+            watchdog_ms: timeout_ms,
+            // Look often enough that a short (test) timeout is noticed promptly.
+            watchdog_check_ms: (timeout_ms / 3.0).clamp(250.0, app::watchdog::CHECK_INTERVAL_MS),
+        }
+    }
+}
 
 /// Leptos options that work both under cargo-leptos (which sets `LEPTOS_*` variables)
 /// and when the binary is started directly after a build.

@@ -1,3 +1,4 @@
 //! One module per page.
 
-pub mod pipe_check;
+pub mod conversation;
+pub mod list;

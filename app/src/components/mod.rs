@@ -1,0 +1,5 @@
+//! Pieces of the conversation page.
+
+pub mod indicator;
+pub mod terminal;
+pub mod tool_card;
