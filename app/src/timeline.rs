@@ -10,7 +10,7 @@ use crate::ansi::Terminal;
 use crate::protocol::{ConversationState, Message, MessageType, ToolStatus};
 
 /// Output lines a card keeps; older ones are dropped from view (the log keeps all).
-pub const CARD_MAX_LINES: usize = 50_000;
+pub const CARD_MAX_LINES: usize = 200_000;
 
 /// Puts messages in `idx` order: releases each exactly once, holding back any that
 /// arrive ahead of a gap.

@@ -239,10 +239,13 @@ async fn input(
     Json(body): Json<InputRequest>,
 ) -> Result<Response, AppError> {
     let conversation = state.conversations.get(&id)?;
-    conversation.input(&body.tool_call_id, body.data.as_bytes())?;
+    let written = body.data.len();
+    conversation
+        .input(&body.tool_call_id, body.data.into_bytes())
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(serde_json::json!({ "written": body.data.len() })),
+        axum::Json(serde_json::json!({ "written": written })),
     )
         .into_response())
 }

@@ -182,6 +182,9 @@ impl Conversation {
     }
 
     fn chat_locked(&self, text: String) -> Result<(u64, bool), AppError> {
+        if self.hub.is_closing() {
+            return Err(AppError::Unavailable("the server is shutting down".into()));
+        }
         let idx = self.append(Message::new(MessageType::User, text.clone()))?;
         let queued = {
             let mut rt = self.runtime();
@@ -248,7 +251,7 @@ impl Conversation {
     }
 
     /// Writes to a running tool call's terminal.
-    pub fn input(&self, tool_call_id: &str, data: &[u8]) -> Result<(), AppError> {
+    pub async fn input(&self, tool_call_id: &str, data: Vec<u8>) -> Result<(), AppError> {
         let handle = {
             let rt = self.runtime();
             let tool = rt.tools.get(tool_call_id).ok_or_else(|| {
@@ -256,8 +259,11 @@ impl Conversation {
             })?;
             tool.handle.clone()
         };
-        handle
-            .write_input(data)
+        // A terminal whose program stopped reading blocks writers: keep that off the
+        // async workers.
+        tokio::task::spawn_blocking(move || handle.write_input(&data))
+            .await
+            .map_err(|e| AppError::Internal(format!("terminal write failed: {e}")))?
             .map_err(|e| AppError::Conflict(format!("cannot write to the terminal: {e}")))
     }
 
@@ -409,16 +415,20 @@ impl Conversation {
         self.notify_changed();
     }
 
-    /// Forgets a finished tool call and says how it was stopped, if it was.
-    pub(crate) fn finish_tool(&self, id: &str, failed: bool) -> Option<ToolStatus> {
-        let stop = {
+    /// How a running tool call was stopped, if someone stopped it.
+    pub(crate) fn tool_stop(&self, id: &str) -> Option<ToolStatus> {
+        self.runtime().tools.get(id).and_then(|t| t.stop)
+    }
+
+    /// Forgets a tool call once its result is in the log.
+    pub(crate) fn finish_tool(&self, id: &str, failed: bool) {
+        {
             let mut rt = self.runtime();
             rt.tool_order.retain(|t| t != id);
             rt.last_error = failed;
-            rt.tools.remove(id).and_then(|t| t.stop)
-        };
+            rt.tools.remove(id);
+        }
         self.notify_changed();
-        stop
     }
 
     /// After a crash or kill: closes tool calls and turns that never ended, so no
@@ -435,7 +445,7 @@ impl Conversation {
             return Ok(());
         }
         let mut open: Vec<String> = Vec::new();
-        let mut users = 0;
+        let mut users: usize = 0;
         for row in rows {
             let message: Message = serde_json::from_str(&row.json)
                 .map_err(|e| StoreError::Corrupt(format!("message {}: {e}", row.idx)))?;
@@ -448,6 +458,7 @@ impl Conversation {
                 _ => {}
             }
         }
+        let interrupted = !open.is_empty();
         for id in open {
             let mut result = Message::new(
                 MessageType::Tool,
@@ -464,13 +475,16 @@ impl Conversation {
             MessageType::Agent,
             "Turn interrupted: the server stopped before it finished.",
         );
-        if users > 1 {
+        // The first user message was this turn's; any others were queued behind it.
+        let queued = users.saturating_sub(1);
+        if queued > 0 {
             closing
                 .content
-                .push_str(&format!(" {users} chat messages in it were not all run."));
+                .push_str(&format!(" {queued} queued message(s) were not run."));
         }
         closing.end_of_turn = true;
         self.log.append(closing)?;
+        self.runtime().last_error |= interrupted;
         tracing::info!(conversation = %self.id, "closed a turn left open by an earlier run");
         Ok(())
     }

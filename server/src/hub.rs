@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ pub struct Hub {
     pub shutdown: CancellationToken,
     /// Bumped when any conversation's summary may have changed; the global stream waits on it.
     changed: watch::Sender<u64>,
+    /// Set once shutdown begins: no new turns start after it.
+    closing: AtomicBool,
 }
 
 impl Hub {
@@ -48,7 +51,12 @@ impl Hub {
             env_remove,
             shutdown,
             changed: watch::Sender::new(0),
+            closing: AtomicBool::new(false),
         }
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
     }
 
     pub fn notify_changed(&self) {
@@ -138,6 +146,7 @@ impl Conversations {
     /// Stops every running turn, marking its tool calls `interrupted`, and waits
     /// (boundedly) for the results to be logged.
     pub async fn shutdown(&self, wait: Duration) {
+        self.hub.closing.store(true, Ordering::SeqCst);
         let all = self.all();
         for conversation in &all {
             let _ = conversation.stop_turn(StopInfo {

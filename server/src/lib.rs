@@ -106,6 +106,12 @@ pub fn app(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
+        .method_not_allowed_fallback(|| async {
+            AppError::Rejected(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed here".into(),
+            )
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -120,11 +126,15 @@ pub async fn run(
     let token = state.shutdown.clone();
     let stopping = token.clone();
     let conversations = state.conversations.clone();
+    let closing = conversations.clone();
     let router = app(state);
     let serve = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down");
+            // Close running turns while streams are still open, so connected clients
+            // receive the final `interrupted` results before their streams end.
+            closing.shutdown(SHUTDOWN_GRACE).await;
             token.cancel();
         })
         .into_future();
@@ -142,6 +152,7 @@ pub async fn run(
             Ok(())
         }
     };
+    // Anything that started during the drain is closed too.
     conversations.shutdown(SHUTDOWN_GRACE).await;
     served
 }

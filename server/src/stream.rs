@@ -74,9 +74,18 @@ pub fn conversation_stream(
         let mut beat = interval_at(Instant::now() + heartbeat_every, heartbeat_every);
         beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         yield Ok(json_frame(event::STATE, &conversation.state()));
+        // A state change seen but not yet sent. State is sent only once the stream has
+        // caught up with the log, and is read after the messages, so it never runs
+        // ahead of them (e.g. "idle" before the closing message), and many changes
+        // during a burst coalesce into one event.
+        let mut state_dirty = false;
         loop {
-            // Mark before reading, so growth after the read wakes us below.
+            // Mark before reading, so anything appended after the read wakes us below.
             grown.mark_unchanged();
+            if changes.has_changed().unwrap_or(false) {
+                changes.mark_unchanged();
+                state_dirty = true;
+            }
             let batch = match conversation.log.read(cursor, u64::MAX, BATCH) {
                 Ok(batch) => batch,
                 Err(err) => {
@@ -90,23 +99,21 @@ pub fn conversation_stream(
                 cursor = entry.idx + 1;
                 yield Ok(entry.frame());
             }
-            // State is coalesced: at most once per batch, however many changes.
-            if changes.has_changed().unwrap_or(false) {
-                changes.mark_unchanged();
-                yield Ok(json_frame(event::STATE, &conversation.state()));
-            }
             if beat.tick().now_or_never().is_some() {
                 yield Ok(heartbeat());
             }
             if !caught_up {
                 continue;
             }
+            if state_dirty {
+                state_dirty = false;
+                yield Ok(json_frame(event::STATE, &conversation.state()));
+                continue;
+            }
             tokio::select! {
                 _ = grown.changed() => {}
-                _ = changes.changed() => {
-                    changes.mark_unchanged();
-                    yield Ok(json_frame(event::STATE, &conversation.state()));
-                }
+                // `changed` marks the change as seen, so remember it here.
+                _ = changes.changed() => state_dirty = true,
                 _ = beat.tick() => yield Ok(heartbeat()),
                 _ = shutdown.cancelled() => break,
             }

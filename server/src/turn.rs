@@ -85,7 +85,12 @@ impl<'a> Turn<'a> {
         result.start_time = Some(start_time);
         result.end_time = Some(now_rfc3339());
         result.elapsed = Some(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
-        self.emit(result)?;
+        let emitted = self.emit(result);
+        // Only now, with the result in the log, does the state stop listing the call:
+        // a client never sees it gone from the state before its result.
+        self.conversation
+            .finish_tool(tool_call_id, outcome.status != ToolStatus::Completed);
+        emitted?;
         Ok(outcome)
     }
 
@@ -145,8 +150,7 @@ impl<'a> Turn<'a> {
                 PtyEvent::Exited(info) => exit = info,
             }
         }
-        let failed = write_failed.is_some() || exit.exit_code != Some(0);
-        let stop = self.conversation.finish_tool(tool_call_id, failed);
+        let stop = self.conversation.tool_stop(tool_call_id);
         let describe = || match (&exit.exit_code, &exit.signal) {
             (Some(code), _) => format!("exit code {code}"),
             (None, Some(signal)) => format!("killed by {signal}"),

@@ -123,6 +123,14 @@ async fn unknown_things_are_404() {
 
     let r = server.get("no-such-endpoint").await;
     assert_error("unknown endpoint", &r, StatusCode::NOT_FOUND);
+    let response = server
+        .client
+        .delete(server.api("conversations"))
+        .send()
+        .await
+        .expect("DELETE");
+    let r = common::json_of(response).await;
+    assert_error("wrong method", &r, StatusCode::METHOD_NOT_ALLOWED);
     let r = server
         .post(&format!("conversations/{id}/nope"), json!({}))
         .await;

@@ -107,7 +107,7 @@ async fn kill_9_during_a_quiet_command_with_a_queued_message() {
     }
     let closing = assert_closed(&messages, &call.tool_call_id, ToolStatus::Interrupted);
     assert!(
-        closing.content.contains("2 chat messages"),
+        closing.content.contains("1 queued message(s) were not run"),
         "the closing message mentions the unrun message: {}",
         closing.content
     );

@@ -360,3 +360,59 @@ async fn quiet_stream_gets_heartbeats() {
         })
         .await;
 }
+
+/// A `state` event never runs ahead of the log: when it says a tool call is no longer
+/// running its result was already streamed, and when it says idle every turn seen so
+/// far has been closed.
+#[tokio::test]
+async fn state_events_never_run_ahead_of_messages() {
+    let server = TestServer::start();
+    let id = server.create_default().await;
+    let mut sse = server.stream(&id).await;
+    for i in 0..4 {
+        server
+            .chat(&id, &format!("for j in 1 2 3; do echo t{i}-$j; done"))
+            .await;
+    }
+    sse.wait_end_of_turns(4).await;
+    sse.wait_until("an idle state", WAIT, |s| {
+        s.states()
+            .last()
+            .is_some_and(|st| st.status == RunStatus::Idle)
+    })
+    .await;
+    let mut results = std::collections::HashSet::new();
+    let mut running: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let (mut users, mut closed) = (0, 0);
+    for event in &sse.events {
+        match event {
+            Ev::Message { message, .. } => match message.kind {
+                MessageType::User => users += 1,
+                MessageType::Tool => {
+                    results.insert(message.tool_call_id.clone().unwrap_or_default());
+                }
+                _ if message.end_of_turn => closed += 1,
+                _ => {}
+            },
+            Ev::State(state) => {
+                for gone in running
+                    .iter()
+                    .filter(|id| !state.outstanding_tool_calls.contains(id))
+                {
+                    assert!(
+                        results.contains(gone),
+                        "state dropped {gone} before its result"
+                    );
+                }
+                running = state.outstanding_tool_calls.iter().cloned().collect();
+                if state.status == RunStatus::Idle {
+                    assert_eq!(
+                        closed, users,
+                        "an idle state arrived before a turn's closing message"
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}

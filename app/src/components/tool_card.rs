@@ -123,7 +123,7 @@ pub fn ToolCardView(
                     let cancel = cancel.clone();
                     view! {
                         <button class="btn small danger" data-testid="cancel-tool" on:click=cancel disabled=move || card.stopping.get()>
-                            "Cancel"
+                            {move || if card.stopping.get() { "Stopping…" } else { "Cancel" }}
                         </button>
                     }
                 })}
@@ -143,7 +143,7 @@ pub fn ToolCardView(
                     let (lines, dropped) = line_count();
                     let hidden = lines.saturating_sub(COLLAPSED_LINES);
                     view! {
-                        <span class="muted">{lines} " lines"
+                        <span class="muted">{lines} {if lines == 1 { " line" } else { " lines" }}
                             {(dropped > 0).then(|| format!(" ({dropped} earlier lines not kept here; download has all)"))}
                         </span>
                         {(hidden > 0 || expanded.get()).then(|| view! {

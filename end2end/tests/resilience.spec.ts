@@ -1,0 +1,128 @@
+import { expect, test } from "@playwright/test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { cards, chat, createConversation, outputLines, screenshot, sendChat, waitConnected } from "./helpers";
+import { startServer, type Server } from "./server";
+
+test.describe("resilience", () => {
+  let servers: Server[] = [];
+  test.afterEach(async () => {
+    for (const s of servers) await s.stop();
+    servers = [];
+  });
+
+  test("a killed and restarted server: reconnecting, connected, no duplicated or missing lines", async ({
+    page,
+    request,
+  }) => {
+    const dataDir = mkdtempSync(join(tmpdir(), "tether-e2e-crash-"));
+    try {
+      const first = await startServer({ dataDir });
+      const base = first.url;
+      const conversation = await createConversation(request, { base });
+      await page.goto(`${base}/c/${conversation.id}`);
+      await waitConnected(page);
+      const indicator = page.getByTestId("connection");
+      await expect(indicator).toHaveAttribute("data-reconnects", "0");
+
+      await sendChat(page, "for i in $(seq 1 400); do echo n-$i; sleep 0.05; done");
+      const card = cards(page).first();
+      await expect(card.getByTestId("output")).toContainText("n-20");
+      await expect(card).toHaveAttribute("data-status", "running");
+
+      // Crash mid-stream.
+      await first.kill();
+      await expect(indicator).toHaveAttribute("data-state", "reconnecting");
+      await expect(page.getByTestId("chat-offline")).toBeVisible();
+      await expect(page.getByTestId("send")).toBeDisabled();
+      await screenshot(page, "reconnecting-indicator");
+
+      // Same port, same data: crash recovery closes the open call as interrupted.
+      const second = await startServer({ dataDir, port: first.port });
+      servers.push(second);
+      await waitConnected(page, 20_000);
+      expect(Number(await indicator.getAttribute("data-reconnects"))).toBeGreaterThanOrEqual(1);
+      await expect(card).toHaveAttribute("data-status", "interrupted");
+      await expect(page.getByTestId("agent-message").last()).toContainText(
+        "Turn interrupted: the server stopped before it finished.",
+      );
+
+      // Everything the first server stored before dying, shown once, in order.
+      const expand = card.getByTestId("expand");
+      const stored = await (await request.get(`${base}/api/conversations/${conversation.id}/messages`)).json();
+      const storedText = stored
+        .filter((m: { type: string }) => m.type === "tool_output")
+        .map((m: { content: string }) => m.content)
+        .join("");
+      const storedLines = storedText.split("\r\n").filter((l: string) => l !== "");
+      expect(storedLines.length).toBeGreaterThanOrEqual(20);
+      storedLines.forEach((line: string, i: number) => expect(line).toBe(`n-${i + 1}`));
+      expect(storedLines.length).toBeLessThan(60); // fits the expanded view's window
+      await expect(card.locator(".card-foot")).toContainText(`${storedLines.length} lines`);
+      await expand.click();
+      expect(await outputLines(card)).toEqual(storedLines);
+
+      // The stream works after the restart: a new command streams in, lines exactly once.
+      await sendChat(page, "for i in $(seq 1 30); do echo m-$i; sleep 0.02; done");
+      const next = cards(page).nth(1);
+      await expect(next).toHaveAttribute("data-status", "completed", { timeout: 15_000 });
+      await expect(next.locator(".card-foot")).toContainText("30 lines");
+      await next.getByTestId("expand").click();
+      expect(await outputLines(next)).toEqual(Array.from({ length: 30 }, (_, i) => `m-${i + 1}`));
+      await expect(cards(page)).toHaveCount(2);
+      // Nothing replayed twice into the timeline: one user row per chat.
+      await expect(page.getByTestId("user-message")).toHaveCount(2);
+      const dom = await page.getByTestId("timeline").evaluate((el) =>
+        Array.from(el.querySelectorAll(".item[data-idx]"), (i) => Number(i.getAttribute("data-idx"))),
+      );
+      expect(new Set(dom).size).toBe(dom.length);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test("a silent stream is detected by the watchdog and reconnected", async ({ page, request }) => {
+    const server = await startServer({ args: ["--heartbeat-secs", "60", "--client-timeout-secs", "2"] });
+    servers.push(server);
+    const conversation = await createConversation(request, { base: server.url });
+    await page.goto(`${server.url}/c/${conversation.id}`);
+    await waitConnected(page);
+    const indicator = page.getByTestId("connection");
+    await expect(indicator).toHaveAttribute("data-reconnects", "0");
+    // Idle conversation, heartbeats every 60 s: after 2 s of silence the page gives up on
+    // the stream, shows it, and reconnects by itself.
+    await expect(indicator).toHaveAttribute("data-state", "reconnecting", { timeout: 8_000 });
+    await expect(indicator).toHaveText(/Reconnecting in \d+ s \(attempt 1\)/);
+    await waitConnected(page, 8_000);
+    expect(Number(await indicator.getAttribute("data-reconnects"))).toBeGreaterThanOrEqual(1);
+    // And the reconnected stream is live: a command sent now shows up.
+    await chat(request, conversation.id, "echo after-watchdog", server.url);
+    await expect(cards(page).first().getByTestId("output")).toHaveText("after-watchdog");
+  });
+
+  test("a conversation stream closed by a graceful restart resumes without loss", async ({ page, request }) => {
+    const dataDir = mkdtempSync(join(tmpdir(), "tether-e2e-term-"));
+    try {
+      const first = await startServer({ dataDir });
+      const conversation = await createConversation(request, { base: first.url });
+      await chat(request, conversation.id, "seq 1 5", first.url);
+      await page.goto(`${first.url}/c/${conversation.id}`);
+      await waitConnected(page);
+      await expect(cards(page).first()).toHaveAttribute("data-status", "completed");
+      await first.stop({ keepData: true });
+      await expect(page.getByTestId("connection")).toHaveAttribute("data-state", "reconnecting");
+      const second = await startServer({ dataDir, port: first.port });
+      servers.push(second);
+      await waitConnected(page, 20_000);
+      await chat(request, conversation.id, "seq 6 8", second.url);
+      await expect(cards(page)).toHaveCount(2);
+      await expect(cards(page).nth(1)).toHaveAttribute("data-status", "completed");
+      expect(await outputLines(cards(page).first())).toEqual(["1", "2", "3", "4", "5"]);
+      expect(await outputLines(cards(page).nth(1))).toEqual(["6", "7", "8"]);
+      await expect(page.getByTestId("user-message")).toHaveCount(2);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
