@@ -8,7 +8,7 @@ use app::protocol::{
     MessageType, RestartRequest, ToolStatus,
 };
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -18,6 +18,7 @@ use crate::AppState;
 use crate::conversation::StopInfo;
 use crate::error::AppError;
 use crate::extract::{Json, OptionalJson, Path, Query};
+use crate::security::ClientIp;
 use crate::stream::{conversation_stream, global_stream, sse_response};
 use crate::transcript;
 
@@ -93,6 +94,7 @@ fn parse_index(name: &str, value: &str) -> Result<u64, AppError> {
 
 async fn stream(
     State(state): State<AppState>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
     Path(id): Path<String>,
     Query(query): Query<StreamQuery>,
     headers: HeaderMap,
@@ -117,10 +119,12 @@ async fn stream(
             "cannot stream from index {cursor}: the conversation has {len} messages"
         )));
     }
+    let permit = state.guard.open_stream(ip)?;
     Ok(sse_response(conversation_stream(
         conversation,
         cursor,
         state.config.heartbeat(),
+        permit,
     )))
 }
 
@@ -183,6 +187,13 @@ async fn chat(
     let conversation = state.conversations.get(&id)?;
     if body.message.trim().is_empty() {
         return Err(AppError::BadRequest("message must not be empty".into()));
+    }
+    let limit = state.config.max_message_bytes;
+    if body.message.len() > limit {
+        return Err(AppError::PayloadTooLarge(format!(
+            "message is {} bytes; the limit is {limit}",
+            body.message.len()
+        )));
     }
     let (idx, queued) = conversation.chat(body.message).await?;
     Ok((
@@ -333,9 +344,14 @@ async fn commit_description(
     )
 }
 
-async fn events(State(state): State<AppState>) -> Response {
-    sse_response(global_stream(
+async fn events(
+    State(state): State<AppState>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+) -> Result<Response, AppError> {
+    let permit = state.guard.open_stream(ip)?;
+    Ok(sse_response(global_stream(
         state.conversations.clone(),
         state.config.heartbeat(),
-    ))
+        permit,
+    )))
 }

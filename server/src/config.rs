@@ -29,6 +29,50 @@ pub struct Config {
     /// reconnects. Keep it well above --heartbeat-secs; tests shorten it.
     #[arg(long, env = "TETHER_CLIENT_TIMEOUT_SECS", default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub client_timeout_secs: u64,
+
+    /// Secret required on every request (Bearer header, or a cookie set by opening
+    /// `/?token=…` once). Required when --addr is not a loopback address.
+    #[arg(long, env = "TETHER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Extra origins allowed to make state-changing requests and open streams, e.g.
+    /// `https://tether.example.com` behind a reverse proxy. Comma-separated.
+    #[arg(
+        long = "allow-origin",
+        env = "TETHER_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allow_origins: Vec<String>,
+
+    /// Extra `Host` names (with port if not 80/443) accepted besides localhost,
+    /// 127.0.0.1 and [::1], e.g. `tether.example.com`. Comma-separated.
+    #[arg(long = "allow-host", env = "TETHER_ALLOW_HOSTS", value_delimiter = ',')]
+    pub allow_hosts: Vec<String>,
+
+    /// Environment variables commands must not inherit, as names or `PREFIX*`
+    /// patterns (TETHER_* is always removed). Comma-separated.
+    #[arg(long = "env-deny", env = "TETHER_ENV_DENY", value_delimiter = ',')]
+    pub env_deny: Vec<String>,
+
+    /// Longest chat message accepted, in bytes.
+    #[arg(long, env = "TETHER_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Open event streams allowed in total.
+    #[arg(long, env = "TETHER_MAX_STREAMS", default_value_t = 20_000)]
+    pub max_streams: usize,
+
+    /// Open event streams allowed from one client address.
+    #[arg(long, env = "TETHER_MAX_STREAMS_PER_CLIENT", default_value_t = 2_000)]
+    pub max_streams_per_client: usize,
+
+    /// Commands allowed to run at once across all conversations.
+    #[arg(long, env = "TETHER_MAX_RUNNING_TOOLS", default_value_t = 256)]
+    pub max_running_tools: usize,
+
+    /// Conversations that can exist.
+    #[arg(long, env = "TETHER_MAX_CONVERSATIONS", default_value_t = 10_000)]
+    pub max_conversations: usize,
 }
 
 impl Config {
@@ -43,5 +87,38 @@ impl Config {
 
     pub fn heartbeat(&self) -> Duration {
         Duration::from_secs(self.heartbeat_secs)
+    }
+
+    /// Refuses setups that would expose shell access: a non-loopback address without
+    /// a token, or an empty token.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(token) = &self.token
+            && token.trim().len() < 16
+        {
+            return Err(
+                "the token must be at least 16 characters long (use e.g. `openssl rand -hex 24`)"
+                    .into(),
+            );
+        }
+        if !self.addr.ip().is_loopback() && self.token.is_none() {
+            return Err(format!(
+                "refusing to listen on {} without a token: anyone who can reach it could run commands. \
+                 Set --token or TETHER_TOKEN (e.g. TETHER_TOKEN=$(openssl rand -hex 24)), or listen on 127.0.0.1.",
+                self.addr
+            ));
+        }
+        Ok(())
+    }
+
+    /// Environment variable patterns removed from every command's environment.
+    pub fn env_deny(&self) -> Vec<String> {
+        let mut deny = vec!["TETHER_*".to_string()];
+        deny.extend(
+            self.env_deny
+                .iter()
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty()),
+        );
+        deny
     }
 }

@@ -19,6 +19,10 @@ pub enum AppError {
     Rejected(StatusCode, String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    TooMany(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -32,6 +36,8 @@ impl AppError {
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Rejected(status, _) => *status,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::Agent;
+use crate::config::Config;
 use crate::conversation::{Conversation, StopInfo};
 use crate::error::AppError;
 use crate::log::now_rfc3339;
@@ -31,13 +32,42 @@ pub struct Hub {
     changed: watch::Sender<u64>,
     /// Set once shutdown begins: no new turns start after it.
     closing: AtomicBool,
+    /// Commands running now, across conversations, and the most allowed.
+    running_tools: AtomicUsize,
+    max_running_tools: usize,
+    /// The most conversations that may exist.
+    max_conversations: usize,
+}
+
+/// A running command's place in the limit; freed on drop.
+pub struct ToolSlot {
+    hub: Arc<Hub>,
+}
+
+impl Drop for ToolSlot {
+    fn drop(&mut self) {
+        self.hub.running_tools.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Names in this server's environment that match a deny pattern (`NAME` or `PREFIX*`).
+fn denied_env(patterns: &[String]) -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| {
+            patterns.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => name == p,
+            })
+        })
+        .collect()
 }
 
 impl Hub {
     pub fn new(
         store: Arc<dyn Store>,
         agent: Arc<dyn Agent>,
-        env_remove: Vec<String>,
+        config: &Config,
         shutdown: CancellationToken,
     ) -> Self {
         let hostname = nix::unistd::gethostname()
@@ -48,11 +78,27 @@ impl Hub {
             store,
             agent,
             hostname,
-            env_remove,
+            env_remove: denied_env(&config.env_deny()),
             shutdown,
             changed: watch::Sender::new(0),
             closing: AtomicBool::new(false),
+            running_tools: AtomicUsize::new(0),
+            max_running_tools: config.max_running_tools,
+            max_conversations: config.max_conversations,
         }
+    }
+
+    /// Takes a slot for a running command, or says why not.
+    pub fn start_tool(self: &Arc<Self>) -> Result<ToolSlot, String> {
+        let running = self.running_tools.fetch_add(1, Ordering::SeqCst);
+        if running >= self.max_running_tools {
+            self.running_tools.fetch_sub(1, Ordering::SeqCst);
+            return Err(format!(
+                "too many commands are running ({} is the limit); try again when one ends",
+                self.max_running_tools
+            ));
+        }
+        Ok(ToolSlot { hub: self.clone() })
     }
 
     pub fn is_closing(&self) -> bool {
@@ -123,6 +169,12 @@ impl Conversations {
     }
 
     pub fn create(&self, cwd: &Path, title: Option<String>) -> Result<Arc<Conversation>, AppError> {
+        if self.map.read().unwrap_or_else(|p| p.into_inner()).len() >= self.hub.max_conversations {
+            return Err(AppError::TooMany(format!(
+                "the limit of {} conversations is reached",
+                self.hub.max_conversations
+            )));
+        }
         let now = now_rfc3339();
         let record = ConversationRecord {
             id: uuid::Uuid::new_v4().simple().to_string(),

@@ -16,6 +16,7 @@ mod git;
 pub mod hub;
 pub mod log;
 pub mod pty;
+pub mod security;
 mod site;
 pub mod store;
 mod stream;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Every conversation, and the services they share.
     pub conversations: Arc<Conversations>,
+    /// Token, Host and Origin checks, and the stream limits.
+    pub guard: Arc<security::Guard>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -75,10 +78,11 @@ impl AppState {
         let hub = Arc::new(Hub::new(
             store,
             Arc::new(ShellAgent),
-            vec!["TETHER_TOKEN".into()],
+            &config,
             shutdown.clone(),
         ));
         Ok(AppState {
+            guard: Arc::new(security::Guard::new(&config)),
             leptos: site::leptos_options(),
             config: Arc::new(config),
             shutdown,
@@ -113,6 +117,10 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::protect,
+        ))
         .with_state(state)
 }
 
@@ -123,21 +131,27 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let Ok(local) = listener.local_addr() {
+        state.guard.set_port(local.port());
+    }
     let token = state.shutdown.clone();
     let stopping = token.clone();
     let conversations = state.conversations.clone();
     let closing = conversations.clone();
     let router = app(state);
-    let serve = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down");
-            // Close running turns while streams are still open, so connected clients
-            // receive the final `interrupted` results before their streams end.
-            closing.shutdown(SHUTDOWN_GRACE).await;
-            token.cancel();
-        })
-        .into_future();
+    let serve = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        // Close running turns while streams are still open, so connected clients
+        // receive the final `interrupted` results before their streams end.
+        closing.shutdown(SHUTDOWN_GRACE).await;
+        token.cancel();
+    })
+    .into_future();
     // Open streams end on the token, but one whose client stopped reading is stuck
     // in a write and never sees it; its connection would hold up the graceful
     // shutdown forever. So connections get a bounded time to close.

@@ -14,7 +14,12 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let config = Config::parse();
+    if let Err(why) = config.validate() {
+        eprintln!("tether: {why}");
+        return std::process::ExitCode::from(2);
+    }
     let addr = config.addr;
+    let token = config.token.clone();
     let listener = match TcpListener::bind(addr).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -33,9 +38,11 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    // A plain line on stdout that people and test harnesses can read the address from.
+    // A plain line on stdout that people and test harnesses can read the address from;
+    // with a token, the address logs the browser in (as Jupyter does).
+    let login = token.map(|t| format!("?token={t}")).unwrap_or_default();
     println!(
-        "Tether is serving http://{}/",
+        "Tether is serving http://{}/{login}",
         listener.local_addr().unwrap_or(addr)
     );
     match server::run(listener, state, shutdown_signal()).await {

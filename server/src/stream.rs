@@ -19,6 +19,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
 use crate::conversation::Conversation;
 use crate::hub::Conversations;
+use crate::security::StreamPermit;
 
 /// Entries read per batch; also the most one client holds at a time.
 const BATCH: usize = 256;
@@ -65,8 +66,11 @@ pub fn conversation_stream(
     conversation: Arc<Conversation>,
     mut cursor: u64,
     heartbeat_every: Duration,
+    permit: StreamPermit,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     async_stream::stream! {
+        // Counted against the stream limits until this stream ends.
+        let _permit = permit;
         let shutdown = conversation.hub.shutdown.clone();
         let mut grown = conversation.log.subscribe();
         let mut changes = conversation.subscribe_changes();
@@ -125,8 +129,10 @@ pub fn conversation_stream(
 pub fn global_stream(
     conversations: Arc<Conversations>,
     heartbeat_every: Duration,
+    permit: StreamPermit,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     async_stream::stream! {
+        let _permit = permit;
         let shutdown = conversations.hub.shutdown.clone();
         let mut changes = conversations.hub.subscribe_changes();
         let mut beat = interval_at(Instant::now() + heartbeat_every, heartbeat_every);

@@ -108,6 +108,16 @@ impl<'a> Turn<'a> {
             cols: 120,
             rows: 32,
         };
+        let _slot = match self.conversation.hub.start_tool() {
+            Ok(slot) => slot,
+            Err(why) => {
+                return ToolOutcome {
+                    status: ToolStatus::Error,
+                    exit_code: None,
+                    summary: format!("not started: {why}"),
+                };
+            }
+        };
         let (handle, mut events) = match pty::spawn(spec) {
             Ok(spawned) => spawned,
             Err(err) => {

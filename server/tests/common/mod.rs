@@ -41,6 +41,7 @@ pub struct TestServer {
     /// Holds the data directory (`root/data`) and the server logs (`root/server-N.log`).
     root: TempDir,
     extra_args: Vec<String>,
+    envs: Vec<(String, String)>,
     starts: usize,
     pub client: reqwest::Client,
 }
@@ -51,6 +52,11 @@ impl TestServer {
     }
 
     pub fn start_with(extra_args: &[&str]) -> Self {
+        Self::start_with_env(extra_args, &[])
+    }
+
+    /// Extra arguments and extra environment variables for the server process.
+    pub fn start_with_env(extra_args: &[&str], envs: &[(&str, &str)]) -> Self {
         let root = tempfile::Builder::new()
             .prefix("tether-test-")
             .tempdir()
@@ -61,6 +67,10 @@ impl TestServer {
             addr: "127.0.0.1:1".parse().expect("an address"),
             root,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             starts: 0,
             client: reqwest::Client::builder()
                 .build()
@@ -104,6 +114,7 @@ impl TestServer {
             .arg(self.data_dir())
             .args(&self.extra_args)
             .env("RUST_LOG", "info")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -117,7 +128,9 @@ impl TestServer {
             for line in lines.by_ref() {
                 let Ok(line) = line else { break };
                 if let Some(rest) = line.strip_prefix("Tether is serving ") {
-                    let _ = tx.send(rest.trim().trim_end_matches('/').to_string());
+                    // `http://HOST:PORT/` or, with a token, `http://HOST:PORT/?token=…`.
+                    let origin = rest.trim().split('/').take(3).collect::<Vec<_>>().join("/");
+                    let _ = tx.send(origin);
                     break;
                 }
             }
