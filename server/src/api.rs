@@ -235,6 +235,16 @@ async fn restart(
     OptionalJson(body): OptionalJson<RestartRequest>,
 ) -> Result<Response, AppError> {
     let conversation = state.conversations.get(&id)?;
+    let limit = state.config.max_message_bytes;
+    if body
+        .initial_prompt
+        .as_ref()
+        .is_some_and(|p| p.len() > limit)
+    {
+        return Err(AppError::PayloadTooLarge(format!(
+            "initial_prompt is longer than the limit of {limit} bytes"
+        )));
+    }
     let idx = conversation
         .restart(body.revision, body.initial_prompt)
         .await?;
