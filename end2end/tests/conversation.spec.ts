@@ -65,14 +65,22 @@ test.describe("conversation", () => {
     const conversation = await createConversation(request);
     await openConversation(page, conversation.id);
     const marker = `987.${Math.floor(Math.random() * 1e9)}`;
-    await sendChat(page, `echo started; sleep ${marker}`);
+    // Ignores SIGINT, so the stop takes until the SIGTERM step (2 s later): the
+    // "stopping…" state is really on screen for a while.
+    await sendChat(page, `trap '' INT; echo started; sleep ${marker}`);
     const card = cards(page).first();
     await expect(card.getByTestId("output")).toContainText("started");
     await expect.poll(() => processesMatching(`sleep ${marker}`).length).toBeGreaterThan(0);
 
-    await card.getByTestId("cancel-tool").click();
+    const button = card.getByTestId("cancel-tool");
+    await expect(button).toHaveText("Cancel");
+    await button.click();
     // Feedback at once, before the server confirms.
-    await expect(card.getByTestId("status")).toHaveText("stopping…", { timeout: 1_000 });
+    await expect(button).toHaveText("Stopping…", { timeout: 1_000 });
+    await expect(button).toBeDisabled();
+    await expect(card.getByTestId("status")).toHaveText("stopping…");
+    await expect(card).toHaveAttribute("data-status", "running");
+    await screenshot(page, "stopping-card");
     await expect(card).toHaveAttribute("data-status", "cancelled");
     await expect(card.getByTestId("status")).toHaveText("cancelled");
     await expect(card.getByTestId("cancel-tool")).toHaveCount(0);
@@ -121,10 +129,18 @@ test.describe("conversation", () => {
     await expect(page.locator(".item.hit").filter({ has: page.getByTestId("tool-card") })).toHaveCount(2);
     // The matching output lines are marked too.
     await expect(page.locator(".term .ln.hit")).toHaveText([`${word}-a`, `${word}-b`]);
+    // The current match is marked and scrolled to: the first one right away.
+    const current = page.locator(".item.hit[data-current]");
+    await expect(current).toHaveCount(1);
+    await expect(current).toHaveAttribute("data-idx", await page.locator(".item.hit").first().getAttribute("data-idx") ?? "");
     await page.getByTestId("find-next").click();
     await expect(page.getByTestId("find-count")).toHaveText("2 of 4");
+    await expect(current).toHaveCount(1);
+    await expect(current).toHaveAttribute("data-idx", await page.locator(".item.hit").nth(1).getAttribute("data-idx") ?? "");
+    await expect(current).toBeInViewport();
     await page.getByTestId("find-next").click();
     await expect(page.getByTestId("find-count")).toHaveText("3 of 4");
+    await screenshot(page, "find");
     await page.getByTestId("find-prev").click();
     await expect(page.getByTestId("find-count")).toHaveText("2 of 4");
     await page.getByTestId("find-input").press("Enter");
@@ -149,6 +165,7 @@ test.describe("conversation", () => {
 
     await page.getByTestId("restart-open").click();
     await expect(page.getByTestId("restart-prompt")).toHaveValue(`echo ${word}`);
+    await screenshot(page, "restart-dialog");
     await page.getByTestId("restart-submit").click();
     await expect(page.getByTestId("restart-dialog")).toHaveCount(0);
     await expect(page.getByTestId("restart-marker")).toHaveText("Conversation restarted.");

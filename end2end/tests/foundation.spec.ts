@@ -1,5 +1,6 @@
 import { expect, test } from "@playwright/test";
 import { chat, createConversation, screenshot, tempCwd, unique, waitConnected } from "./helpers";
+import { startServer } from "./server";
 
 test.describe("foundation", () => {
   test("the server renders the list page and the browser hydrates it", async ({ page, request }) => {
@@ -62,5 +63,35 @@ test.describe("foundation", () => {
     await chat(request, created.id, "sleep 1");
     await expect(row).toHaveAttribute("data-status", "running");
     await expect(row).toHaveAttribute("data-status", "idle", { timeout: 15_000 });
+  });
+
+  test("with --token: the page logs in once via ?token= and then streams live", async ({ page, playwright }) => {
+    const token = unique("secret-");
+    const server = await startServer({ args: ["--token", token] });
+    try {
+      const anonymous = await playwright.request.newContext({ baseURL: server.url });
+      expect((await anonymous.get("/api/conversations")).status()).toBe(401);
+      const authed = await playwright.request.newContext({
+        baseURL: server.url,
+        extraHTTPHeaders: { Authorization: `Bearer ${token}` },
+      });
+      const created = await createConversation(authed, { title: unique("tok-") });
+
+      await page.goto(`${server.url}/?token=${token}`);
+      await expect(page).toHaveURL(`${server.url}/`);
+      await waitConnected(page);
+      const row = page.locator(`[data-testid="conversation-row"][data-id="${created.id}"]`);
+      await row.getByRole("link").click();
+      await expect(page).toHaveURL(`${server.url}/c/${created.id}`);
+      await waitConnected(page);
+      const input = page.getByTestId("chat-input");
+      await input.fill("echo with-token");
+      await input.press("Enter");
+      await expect(page.getByTestId("tool-card").first().getByTestId("output")).toHaveText("with-token");
+      await anonymous.dispose();
+      await authed.dispose();
+    } finally {
+      await server.stop();
+    }
   });
 });

@@ -1,5 +1,6 @@
 import { expect, type APIRequestContext, type Locator, type Page } from "@playwright/test";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import * as net from "node:net";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -11,9 +12,16 @@ export interface Summary {
   message_count: number;
 }
 
-/** A fresh directory for a conversation to run its commands in. */
+const tempDirs: string[] = [];
+process.once("exit", () => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh directory for a conversation to run its commands in (removed at exit). */
 export function tempCwd(): string {
-  return mkdtempSync(join(tmpdir(), "tether-e2e-cwd-"));
+  const dir = mkdtempSync(join(tmpdir(), "tether-e2e-cwd-"));
+  tempDirs.push(dir);
+  return dir;
 }
 
 /** A token no other test (or earlier run) uses, for commands and /proc checks. */
@@ -104,4 +112,92 @@ export function processesMatching(marker: string): number[] {
     }
   }
   return found;
+}
+
+export interface Proxy {
+  url: string;
+  port: number;
+  /** Where connections go, e.g. `http://127.0.0.1:4000`. */
+  target: string;
+  /** Drops every open connection and refuses new ones (a network outage). */
+  cut(): void;
+  /** Lets connections through again. */
+  restore(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP proxy in front of a server, to cut the browser off while the server goes on
+ * (Chromium's offline emulation leaves an open EventSource streaming).
+ */
+export async function startProxy(target = ""): Promise<Proxy> {
+  const open = new Set<net.Socket>();
+  let down = false;
+  const server = net.createServer((client) => {
+    if (down) {
+      client.destroy();
+      return;
+    }
+    const { port: targetPort, hostname } = new URL(proxy.target);
+    const upstream = net.connect(Number(targetPort), hostname);
+    open.add(client);
+    open.add(upstream);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(client);
+      open.delete(upstream);
+    };
+    client.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+  const { port } = server.address() as net.AddressInfo;
+  const proxy: Proxy = {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    target,
+    cut() {
+      down = true;
+      for (const s of open) s.destroy();
+      open.clear();
+    },
+    restore() {
+      down = false;
+    },
+    close: () =>
+      new Promise<void>((ok) => {
+        for (const s of open) s.destroy();
+        server.close(() => ok());
+      }),
+  };
+  return proxy;
+}
+
+/**
+ * Every line of an expanded (virtualised) card, read by scrolling its viewport from
+ * top to bottom; each row's index comes from the rows' offset (18 px a line).
+ */
+export async function allExpandedLines(card: Locator): Promise<string[]> {
+  const output = card.getByTestId("output");
+  await expect(output).toHaveClass(/expanded/);
+  return output.evaluate(async (el) => {
+    const frame = () => new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(ok)));
+    const byIndex = new Map<number, string>();
+    for (let top = 0; ; top += 200) {
+      el.scrollTop = top;
+      el.dispatchEvent(new Event("scroll"));
+      await frame();
+      const rows = el.querySelector(".rows") as HTMLElement | null;
+      if (rows) {
+        const first = Math.round(new DOMMatrix(getComputedStyle(rows).transform).m42 / 18);
+        rows.querySelectorAll(".ln").forEach((ln, i) => byIndex.set(first + i, ln.textContent ?? ""));
+      }
+      if (el.scrollTop + el.clientHeight >= el.scrollHeight - 1) break;
+    }
+    const n = Math.max(-1, ...byIndex.keys()) + 1;
+    return Array.from({ length: n }, (_, i) => byIndex.get(i) ?? `<missing row ${i}>`);
+  });
 }

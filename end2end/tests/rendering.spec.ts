@@ -100,6 +100,7 @@ test.describe("rendering", () => {
     });
     await expect(rows.first()).toHaveText("1");
     await expect(output.getByText("1", { exact: true })).toBeInViewport();
+    await screenshot(page, "expanded-100k-top");
     expect(await rows.count()).toBeLessThan(500);
 
     // The middle.
@@ -154,5 +155,8 @@ test.describe("rendering", () => {
     await expect(page.getByTestId("create")).toBeInViewport();
     expect(await noHorizontalScroll()).toBeLessThanOrEqual(376);
     await screenshot(page, "narrow-375-list");
+    await page.emulateMedia({ colorScheme: "dark" });
+    await page.setViewportSize({ width: 1280, height: 720 });
+    await screenshot(page, "dark-mode-list");
   });
 });

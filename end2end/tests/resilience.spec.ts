@@ -2,7 +2,18 @@ import { expect, test } from "@playwright/test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cards, chat, createConversation, outputLines, screenshot, sendChat, waitConnected } from "./helpers";
+import {
+  allExpandedLines,
+  cards,
+  chat,
+  createConversation,
+  outputLines,
+  screenshot,
+  sendChat,
+  startProxy,
+  waitConnected,
+  waitIdle,
+} from "./helpers";
 import { startServer, type Server } from "./server";
 
 test.describe("resilience", () => {
@@ -37,6 +48,12 @@ test.describe("resilience", () => {
       await expect(page.getByTestId("chat-offline")).toBeVisible();
       await expect(page.getByTestId("send")).toBeDisabled();
       await screenshot(page, "reconnecting-indicator");
+      // A message typed while disconnected is refused but kept in the box.
+      const input = page.getByTestId("chat-input");
+      await input.fill("for i in $(seq 1 30); do echo m-$i; sleep 0.02; done");
+      await input.press("Enter");
+      await expect(page.getByTestId("chat-error")).toContainText("Not connected");
+      await expect(input).toHaveValue(/seq 1 30/);
 
       // Same port, same data: crash recovery closes the open call as interrupted.
       const second = await startServer({ dataDir, port: first.port });
@@ -58,18 +75,20 @@ test.describe("resilience", () => {
       const storedLines = storedText.split("\r\n").filter((l: string) => l !== "");
       expect(storedLines.length).toBeGreaterThanOrEqual(20);
       storedLines.forEach((line: string, i: number) => expect(line).toBe(`n-${i + 1}`));
-      expect(storedLines.length).toBeLessThan(60); // fits the expanded view's window
       await expect(card.locator(".card-foot")).toContainText(`${storedLines.length} lines`);
       await expand.click();
-      expect(await outputLines(card)).toEqual(storedLines);
+      expect(await allExpandedLines(card)).toEqual(storedLines);
 
-      // The stream works after the restart: a new command streams in, lines exactly once.
-      await sendChat(page, "for i in $(seq 1 30); do echo m-$i; sleep 0.02; done");
+      // The stream works after the restart: the kept message goes out now, and its
+      // output streams in with every line exactly once.
+      await input.press("Enter");
+      await expect(input).toHaveValue("");
+      await expect(page.getByTestId("chat-error")).toHaveCount(0);
       const next = cards(page).nth(1);
       await expect(next).toHaveAttribute("data-status", "completed", { timeout: 15_000 });
       await expect(next.locator(".card-foot")).toContainText("30 lines");
       await next.getByTestId("expand").click();
-      expect(await outputLines(next)).toEqual(Array.from({ length: 30 }, (_, i) => `m-${i + 1}`));
+      expect(await allExpandedLines(next)).toEqual(Array.from({ length: 30 }, (_, i) => `m-${i + 1}`));
       await expect(cards(page)).toHaveCount(2);
       // Nothing replayed twice into the timeline: one user row per chat.
       await expect(page.getByTestId("user-message")).toHaveCount(2);
@@ -80,6 +99,62 @@ test.describe("resilience", () => {
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
+  });
+
+  test("a network outage while output streams: reconnecting, back, every line exactly once", async ({
+    page,
+    request,
+  }) => {
+    // The server must accept the proxy's Host (a loopback server checks it).
+    const proxy = await startProxy();
+    const server = await startServer({ args: ["--allow-host", `127.0.0.1:${proxy.port}`] });
+    servers.push(server);
+    proxy.target = server.url;
+    try {
+      const conversation = await createConversation(request, { base: server.url });
+      await page.goto(`${proxy.url}/c/${conversation.id}`);
+      await waitConnected(page);
+      const indicator = page.getByTestId("connection");
+      await sendChat(page, "for i in $(seq 1 60); do echo o-$i; sleep 0.05; done");
+      const card = cards(page).first();
+      await expect(card.getByTestId("output")).toContainText("o-5");
+
+      // The browser is cut off; the command goes on and finishes on the server.
+      proxy.cut();
+      await expect(indicator).toHaveAttribute("data-state", "reconnecting");
+      await expect(page.getByTestId("chat-offline")).toBeVisible();
+      await waitIdle(request, conversation.id, server.url);
+      const seenDuringOutage = (await outputLines(card)).length;
+      expect(seenDuringOutage).toBeLessThan(60);
+      await expect(card).toHaveAttribute("data-status", "running");
+
+      proxy.restore();
+      await waitConnected(page, 15_000);
+      expect(Number(await indicator.getAttribute("data-reconnects"))).toBeGreaterThanOrEqual(1);
+      await expect(card).toHaveAttribute("data-status", "completed");
+      await expect(card.locator(".card-foot")).toContainText("60 lines");
+      await card.getByTestId("expand").click();
+      expect(await allExpandedLines(card)).toEqual(Array.from({ length: 60 }, (_, i) => `o-${i + 1}`));
+      await expect(page.getByTestId("agent-message")).toHaveText(["Command completed."]);
+      await expect(page.getByTestId("user-message")).toHaveCount(1);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test("a conversation that no longer exists after a data reset shows 'gone'", async ({ page, request }) => {
+    const first = await startServer();
+    const conversation = await createConversation(request, { base: first.url });
+    await page.goto(`${first.url}/c/${conversation.id}`);
+    await waitConnected(page);
+    await first.stop();
+    // Same port, empty data directory: the conversation is unknown there.
+    const second = await startServer({ port: first.port });
+    servers.push(second);
+    const indicator = page.getByTestId("connection");
+    await expect(indicator).toHaveAttribute("data-state", "gone", { timeout: 15_000 });
+    await expect(indicator).toHaveText("This conversation no longer exists");
+    await expect(page.getByTestId("send")).toBeDisabled();
   });
 
   test("a silent stream is detected by the watchdog and reconnected", async ({ page, request }) => {

@@ -175,8 +175,14 @@ fn TimelineView(
     Effect::new(move |_| {
         let applied = timeline.applied.get();
         if pinned.get_untracked() {
-            seen_at.set_value(applied);
-            request_animation_frame(scroll_to_bottom);
+            // Checked again in the frame: a scroll up that landed in between wins,
+            // rather than being yanked back to the bottom.
+            request_animation_frame(move || {
+                if pinned.get_untracked() {
+                    seen_at.set_value(timeline.applied.get_untracked());
+                    scroll_to_bottom();
+                }
+            });
         } else {
             unseen.set(applied.saturating_sub(seen_at.get_value()));
         }
@@ -321,7 +327,14 @@ fn FindBar(timeline: Timeline, query: RwSignal<String>) -> impl IntoView {
                 aria-label="Find in conversation"
                 data-testid="find-input"
                 prop:value=move || query.get()
-                on:input=move |ev| { query.set(event_target_value(&ev)); current.set(0); }
+                on:input=move |ev| {
+                    query.set(event_target_value(&ev));
+                    current.set(0);
+                    // Show the first match right away, as "1 of N" says.
+                    if let Some(&first) = matches.get_untracked().first() {
+                        reveal(first);
+                    }
+                }
                 on:keydown=move |ev: leptos::ev::KeyboardEvent| {
                     if ev.key() == "Enter" { ev.prevent_default(); go(if ev.shift_key() { -1 } else { 1 }); }
                 }
@@ -336,13 +349,21 @@ fn FindBar(timeline: Timeline, query: RwSignal<String>) -> impl IntoView {
     }
 }
 
-/// Scrolls the timeline row for `idx` into view.
+/// Scrolls the timeline row for `idx` into view and marks it as the current match.
 fn reveal(idx: u64) {
     #[cfg(feature = "hydrate")]
-    if let Some(el) = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.get_element_by_id(&format!("m{idx}")))
+    if let Some(document) = web_sys::window().and_then(|w| w.document())
+        && let Some(el) = document.get_element_by_id(&format!("m{idx}"))
     {
+        thread_local! {
+            static CURRENT: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+        }
+        if let Some(previous) = CURRENT.replace(Some(idx))
+            && let Some(old) = document.get_element_by_id(&format!("m{previous}"))
+        {
+            let _ = old.remove_attribute("data-current");
+        }
+        let _ = el.set_attribute("data-current", "");
         let options = web_sys::ScrollIntoViewOptions::new();
         options.set_block(web_sys::ScrollLogicalPosition::Center);
         el.scroll_into_view_with_scroll_into_view_options(&options);
