@@ -84,7 +84,9 @@ struct StreamQuery {
     from: Option<String>,
 }
 
-fn parse_index(name: &str, value: &str) -> Result<u64, AppError> {
+/// Parses an index parameter (`from`, `start`, `end`, `Last-Event-ID`): a non-negative
+/// integer, surrounding whitespace allowed. Public for the fuzz targets.
+pub fn parse_index(name: &str, value: &str) -> Result<u64, AppError> {
     value.trim().parse::<u64>().map_err(|_| {
         AppError::BadRequest(format!(
             "{name} must be a non-negative integer, got {value:?}"

@@ -57,6 +57,11 @@ struct Runtime {
     last_error: bool,
     /// A stop that arrived after a turn was queued but before the worker started it.
     pending_stop: Option<StopInfo>,
+    /// The storage error that kept a finished turn from being closed in the log (a
+    /// tool result or the `end_of_turn` message is missing). Nothing else is appended
+    /// until that turn is closed (`ensure_closed`): a later `end_of_turn` would hide
+    /// the open call from crash recovery for good.
+    unclosed: Option<String>,
 }
 
 struct TurnControl {
@@ -185,6 +190,7 @@ impl Conversation {
         if self.hub.is_closing() {
             return Err(AppError::Unavailable("the server is shutting down".into()));
         }
+        self.ensure_closed()?;
         let idx = self.append(Message::new(MessageType::User, text.clone()))?;
         let queued = {
             let mut rt = self.runtime();
@@ -297,6 +303,7 @@ impl Conversation {
             );
             marker.revision = Some(commit.sha.clone());
         }
+        self.ensure_closed()?;
         let idx = self.append(marker)?;
         self.touch(|meta| meta.first_message_index = idx);
         self.notify_changed();
@@ -366,33 +373,64 @@ impl Conversation {
     }
 
     async fn run_turn(&self, text: String, cancel: CancellationToken) {
-        let agent = self.hub.agent.clone();
-        let turn = Turn::new(self, cancel);
-        let result = agent.run_turn(&turn, &text).await;
-        let stop = self.runtime().turn.take().and_then(|t| t.stop);
-        let mut closing = Message::new(MessageType::Agent, "");
-        closing.end_of_turn = true;
-        closing.content = match (stop, result) {
-            (Some(stop), _) => {
-                let mut text = format!("Turn stopped: {}.", stop.reason);
-                if stop.dropped > 0 {
-                    text.push_str(&format!(
-                        " {} queued message(s) were not run.",
-                        stop.dropped
-                    ));
-                }
-                text
+        let result = match self.ensure_closed() {
+            Ok(()) => {
+                let agent = self.hub.agent.clone();
+                let turn = Turn::new(self, cancel);
+                agent.run_turn(&turn, &text).await
             }
-            (None, Ok(text)) => text,
-            (None, Err(err)) => {
-                let _ = self.append(Message::new(MessageType::Error, err.to_string()));
-                "Turn failed.".to_string()
+            Err(err) => Err(err.into()),
+        };
+        let stop = self.runtime().turn.take().and_then(|t| t.stop);
+        let text = match result {
+            Ok(text) => text,
+            Err(err) => {
+                // A storage failure: this turn's tool result may be missing, so it is
+                // closed from what the log really holds, never by a bare closing message.
+                tracing::error!(conversation = %self.id, %err, "the turn failed");
+                self.runtime().unclosed = Some(err.to_string());
+                if let Err(err) = self.ensure_closed() {
+                    tracing::error!(conversation = %self.id, %err, "cannot close the turn; retrying before anything else is appended");
+                }
+                self.touch(|_| {});
+                return;
             }
         };
+        let mut closing = Message::new(MessageType::Agent, text);
+        closing.end_of_turn = true;
+        if let Some(stop) = stop {
+            closing.content = format!("Turn stopped: {}.", stop.reason);
+            if stop.dropped > 0 {
+                closing.content.push_str(&format!(
+                    " {} queued message(s) were not run.",
+                    stop.dropped
+                ));
+            }
+        }
         if let Err(err) = self.append(closing) {
-            tracing::error!(conversation = %self.id, %err, "cannot close the turn");
+            tracing::error!(conversation = %self.id, %err, "cannot close the turn; retrying before anything else is appended");
+            self.runtime().unclosed = Some(err.to_string());
         }
         self.touch(|_| {});
+    }
+
+    /// Closes the turn a storage failure left open, if any: a result with status
+    /// `error` for every tool call without one, an `error` message, then `Turn
+    /// failed.`. Fails (and stays pending) while the log still cannot be written.
+    fn ensure_closed(&self) -> Result<(), StoreError> {
+        let Some(why) = self.runtime().unclosed.clone() else {
+            return Ok(());
+        };
+        self.close_open_turn(&Closing {
+            tool_status: ToolStatus::Error,
+            tool_content: format!("stopped: the result could not be saved ({why})"),
+            error: Some(why),
+            turn_content: "Turn failed.".into(),
+            count_queued: false,
+        })?;
+        self.runtime().unclosed = None;
+        self.notify_changed();
+        Ok(())
     }
 
     pub(crate) fn register_tool(
@@ -434,6 +472,24 @@ impl Conversation {
     /// After a crash or kill: closes tool calls and turns that never ended, so no
     /// client waits forever for a result that will not come.
     fn recover(&self) -> Result<(), StoreError> {
+        let closed = self.close_open_turn(&Closing {
+            tool_status: ToolStatus::Interrupted,
+            tool_content: "Interrupted: the server stopped while this tool call was running."
+                .into(),
+            error: None,
+            turn_content: "Turn interrupted: the server stopped before it finished.".into(),
+            count_queued: true,
+        })?;
+        if closed {
+            tracing::info!(conversation = %self.id, "closed a turn left open by an earlier run");
+        }
+        Ok(())
+    }
+
+    /// Appends what the log needs to close its last turn, if that turn is open: a
+    /// result for every tool call without one, then the `end_of_turn` message.
+    /// Returns whether the turn was open.
+    fn close_open_turn(&self, how: &Closing) -> Result<bool, StoreError> {
         let store = &self.hub.store;
         let last_end = store.last_end_of_turn(&self.id)?;
         let rows = store.read_kinds_after(
@@ -442,7 +498,7 @@ impl Conversation {
             &[MessageType::User, MessageType::Agent, MessageType::Tool],
         )?;
         if rows.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let mut open: Vec<String> = Vec::new();
         let mut users: usize = 0;
@@ -460,24 +516,22 @@ impl Conversation {
         }
         let interrupted = !open.is_empty();
         for id in open {
-            let mut result = Message::new(
-                MessageType::Tool,
-                "Interrupted: the server stopped while this tool call was running.",
-            );
+            let mut result = Message::new(MessageType::Tool, how.tool_content.clone());
             result.tool_call_id = Some(id);
             result.tool_name = Some("bash".into());
-            result.status = Some(ToolStatus::Interrupted);
+            result.status = Some(how.tool_status);
             result.tool_error = Some(true);
             result.end_time = Some(now_rfc3339());
             self.log.append(result)?;
         }
-        let mut closing = Message::new(
-            MessageType::Agent,
-            "Turn interrupted: the server stopped before it finished.",
-        );
+        if let Some(error) = &how.error {
+            self.log
+                .append(Message::new(MessageType::Error, error.clone()))?;
+        }
+        let mut closing = Message::new(MessageType::Agent, how.turn_content.clone());
         // The first user message was this turn's; any others were queued behind it.
         let queued = users.saturating_sub(1);
-        if queued > 0 {
+        if how.count_queued && queued > 0 {
             closing
                 .content
                 .push_str(&format!(" {queued} queued message(s) were not run."));
@@ -485,9 +539,20 @@ impl Conversation {
         closing.end_of_turn = true;
         self.log.append(closing)?;
         self.runtime().last_error |= interrupted;
-        tracing::info!(conversation = %self.id, "closed a turn left open by an earlier run");
-        Ok(())
+        Ok(true)
     }
+}
+
+/// What `close_open_turn` writes.
+struct Closing {
+    tool_status: ToolStatus,
+    tool_content: String,
+    /// An `error` message before the closing one.
+    error: Option<String>,
+    turn_content: String,
+    /// Whether the closing text counts the user messages queued behind the turn
+    /// (they are dropped after a crash, but still run after a storage failure).
+    count_queued: bool,
 }
 
 /// A title from the first chat message: its first line, at most 60 characters.

@@ -34,6 +34,7 @@ use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use api::parse_index;
 pub use config::Config;
 pub use error::AppError;
 

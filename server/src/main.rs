@@ -30,6 +30,11 @@ async fn main() -> std::process::ExitCode {
     let data_dir = config.data_dir();
     let state = match AppState::open(config) {
         Ok(state) => state,
+        // A `DataDir` error already names the directory; the others do not.
+        Err(err @ server::store::StoreError::DataDir { .. }) => {
+            eprintln!("tether: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
         Err(err) => {
             eprintln!(
                 "tether: cannot open the data directory {}: {err}",

@@ -42,6 +42,9 @@ pub struct TestServer {
     root: TempDir,
     extra_args: Vec<String>,
     envs: Vec<(String, String)>,
+    /// A command the binary is started through (its path and arguments are appended),
+    /// e.g. `bash -c '…; exec "$0" "$@"'` to set resource limits. Empty: run it directly.
+    wrapper: Vec<String>,
     starts: usize,
     pub client: reqwest::Client,
 }
@@ -57,6 +60,11 @@ impl TestServer {
 
     /// Extra arguments and extra environment variables for the server process.
     pub fn start_with_env(extra_args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::start_wrapped(&[], extra_args, envs)
+    }
+
+    /// Like `start_with_env`, but runs the binary through `wrapper` (see the field).
+    pub fn start_wrapped(wrapper: &[&str], extra_args: &[&str], envs: &[(&str, &str)]) -> Self {
         let root = tempfile::Builder::new()
             .prefix("tether-test-")
             .tempdir()
@@ -71,6 +79,7 @@ impl TestServer {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
             starts: 0,
             client: reqwest::Client::builder()
                 .build()
@@ -107,7 +116,16 @@ impl TestServer {
         assert!(self.child.is_none(), "the server is already running");
         self.starts += 1;
         let log = std::fs::File::create(self.log_path(self.starts)).expect("create the log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
+        let binary = env!("CARGO_BIN_EXE_tether");
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .arg("--addr")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
@@ -186,6 +204,11 @@ impl TestServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Changes the wrapper used from the next (re)start on; `&[]` runs the binary directly.
+    pub fn set_wrapper(&mut self, wrapper: &[&str]) {
+        self.wrapper = wrapper.iter().map(|s| s.to_string()).collect();
     }
 
     /// Starts the server again on the same data directory (on a new port).
