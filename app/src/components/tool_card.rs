@@ -154,7 +154,12 @@ pub fn ToolCardView(
                         })}
                     }
                 }}
-                {move || (!card.summary.get().is_empty()).then(|| view! { <span class="muted summary">{card.summary.get()}</span> })}
+                // "exit code 0" would only repeat the header; other endings explain themselves.
+                {move || {
+                    let summary = card.summary.get();
+                    (!summary.is_empty() && card.status.get() != Some(ToolStatus::Completed))
+                        .then(|| view! { <span class="muted summary" data-testid="summary">{summary}</span> })
+                }}
             </footer>
             {move || (card.status.get().is_none()).then(|| {
                 let send = send_input.clone();
