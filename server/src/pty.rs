@@ -31,6 +31,13 @@ const RAW_CHANNEL_CAPACITY: usize = 32;
 const EVENT_CHANNEL_CAPACITY: usize = 64;
 /// Maximum time pending output may wait while more keeps arriving.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+/// A read this long after the previous one, with nothing pending, starts interactive
+/// output (a prompt, a line every few ms): it goes out at once rather than waiting
+/// for the flood window. Back-to-back reads inside a flood come much closer together.
+const QUIET_GAP: Duration = Duration::from_millis(2);
+/// Interactive flushes are still spaced this far apart, so a reader starved under
+/// load (whose reads then look "quiet") cannot turn a flood into tiny messages.
+const MIN_FLUSH_GAP: Duration = Duration::from_millis(5);
 /// How long after the child exits we keep waiting for the PTY to reach EOF
 /// before assuming a background grandchild is holding it open.
 const EOF_GRACE: Duration = Duration::from_secs(2);
@@ -450,17 +457,27 @@ async fn batch_loop(
     let mut exit: Option<ExitInfo> = None;
     let mut eof_deadline: Option<Instant> = None;
     let mut killed_for_eof = false;
+    // When the previous read arrived, and how long the current batch may wait after
+    // the last flush: short for interactive output, the flood window otherwise.
+    let mut last_read: Option<Instant> = None;
+    let mut window = FLUSH_INTERVAL;
 
     loop {
         if eof && exit.is_some() {
             break;
         }
-        let flush_at = last_flush.map_or_else(Instant::now, |t| t + FLUSH_INTERVAL);
+        let flush_at = last_flush.map_or_else(Instant::now, |t| t + window);
         let far_future = Instant::now() + Duration::from_secs(3600);
 
         tokio::select! {
             msg = raw_rx.recv(), if !eof => match msg {
                 Some(bytes) => {
+                    let now = Instant::now();
+                    if pending.chars == 0 {
+                        let quiet = last_read.is_none_or(|t| now - t >= QUIET_GAP);
+                        window = if quiet { MIN_FLUSH_GAP } else { FLUSH_INTERVAL };
+                    }
+                    last_read = Some(now);
                     pending.decode(&mut decoder, &bytes);
                     // Take everything already queued before deciding, so a
                     // flood yields a few large messages instead of many tiny
@@ -506,7 +523,7 @@ async fn batch_loop(
             emitter.flush(&mut pending, true).await;
             last_flush = Some(Instant::now());
         }
-        let due = last_flush.is_none_or(|t| t.elapsed() >= FLUSH_INTERVAL);
+        let due = last_flush.is_none_or(|t| t.elapsed() >= window);
         if pending.chars > 0 && due {
             emitter.flush(&mut pending, false).await;
             last_flush = Some(Instant::now());

@@ -394,16 +394,31 @@ async fn flush_policy_leading_edge_then_interval() {
     b.feed(b"a").await;
     assert_eq!(b.next().await, (Duration::ZERO, out("a")));
 
-    // Within the interval after a flush: held back, then batched together.
+    // Interactive output (reads a few ms apart) goes out at once, line by line.
     tokio::time::sleep(Duration::from_millis(10)).await;
     b.feed(b"b").await;
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(b.next().await, (Duration::ZERO, out("b")));
+    // ... but never more often than every MIN_FLUSH_GAP.
+    tokio::time::sleep(Duration::from_millis(3)).await;
     b.feed(b"c").await;
+    assert_eq!(
+        b.next().await,
+        (MIN_FLUSH_GAP - Duration::from_millis(3), out("c"))
+    );
+
+    // Back-to-back reads right after a flush look like a flood: they are held and
+    // batched together, flushed at most FLUSH_INTERVAL after the previous flush.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    b.feed(b"d").await;
+    assert_eq!(b.next().await, (Duration::ZERO, out("d")));
+    b.feed(b"e").await;
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    b.feed(b"f").await;
     let (waited, ev) = b.next().await;
-    assert_eq!(ev, out("bc"));
+    assert_eq!(ev, out("ef"));
     assert_eq!(
         waited,
-        Duration::from_millis(30),
+        FLUSH_INTERVAL - Duration::from_millis(1),
         "flushed 50 ms after the previous flush"
     );
 

@@ -1,0 +1,107 @@
+// Browser figures for tether-bench, printed as one line of JSON:
+//   node bench/browser.mjs http://127.0.0.1:PORT [flood-bytes]
+// - render_live_ms: from pressing Enter on `seq 1 100000` until the tool card is
+//   `completed` and its output shows the line 100000;
+// - render_load_ms: opening that finished conversation until the same holds;
+// - frames: requestAnimationFrame deltas while `head -c N /dev/urandom | base64` streams.
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+
+const require = createRequire(new URL("../end2end/package.json", import.meta.url));
+const { chromium } = require("playwright-core");
+
+const base = process.argv[2];
+const floodBytes = Number(process.argv[3] ?? 30_000_000);
+const lines = Number(process.argv[4] ?? 100_000);
+
+async function api(method, path, body) {
+  const res = await fetch(base + path, {
+    method,
+    headers: { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.TETHER_CHROMIUM ?? "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const open = async (id) => {
+    await page.goto(`${base}/c/${id}`);
+    await page.waitForSelector('[data-testid="connection"][data-state="connected"]', { timeout: 30_000 });
+  };
+  const send = async (text) => {
+    const input = page.getByTestId("chat-input");
+    await input.fill(text);
+    const t0 = performance.now();
+    await input.press("Enter");
+    return t0;
+  };
+  const lastLineIs = (want) =>
+    page.waitForFunction(
+      (want) => {
+        const card = document.querySelector('[data-testid="tool-card"]');
+        if (!card || card.dataset.status !== "completed") return false;
+        const rows = card.querySelectorAll('[data-testid="output"] .ln');
+        return rows.length > 0 && rows[rows.length - 1].textContent === want;
+      },
+      String(want),
+      { polling: "raf", timeout: 180_000 },
+    );
+
+  const c1 = await api("POST", "/api/conversations", { cwd: tmpdir() });
+  await open(c1.id);
+  const t0 = await send(`seq 1 ${lines}`);
+  await lastLineIs(lines);
+  const render_live_ms = performance.now() - t0;
+
+  const t1 = performance.now();
+  await open(c1.id);
+  await lastLineIs(lines);
+  const render_load_ms = performance.now() - t1;
+
+  const c2 = await api("POST", "/api/conversations", { cwd: tmpdir() });
+  await open(c2.id);
+  await page.evaluate(() => {
+    window.__frames = [];
+    let last = performance.now();
+    const tick = (t) => {
+      window.__frames.push(t - last);
+      last = t;
+      if (!window.__stop) requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  });
+  const t2 = await send(`head -c ${floodBytes} /dev/urandom | base64`);
+  await page.waitForFunction(
+    () => document.querySelector('[data-testid="tool-card"]')?.dataset.status === "completed",
+    null,
+    { polling: 250, timeout: 300_000 },
+  );
+  const flood_ms = performance.now() - t2;
+  const frames = await page.evaluate(() => {
+    window.__stop = true;
+    return window.__frames.slice(1);
+  });
+  frames.sort((a, b) => a - b);
+  const q = (p) => frames[Math.min(frames.length - 1, Math.max(0, Math.ceil(p * frames.length) - 1))];
+  console.log(JSON.stringify({
+    render_live_ms,
+    render_load_ms,
+    flood_ms,
+    frames: frames.length,
+    frame_p50_ms: q(0.5),
+    frame_p99_ms: q(0.99),
+    frame_max_ms: frames[frames.length - 1],
+    frames_over_50ms: frames.filter((f) => f > 50).length,
+  }));
+} finally {
+  await browser.close();
+}
