@@ -1,6 +1,7 @@
 //! Browser-side plumbing: HTTP calls and the resilient event stream. On the server
 //! these compile to stubs (nothing here runs during server rendering).
 
+pub mod frames;
 pub mod http;
 pub mod stream;
 

@@ -26,7 +26,7 @@ pub enum Conn {
 }
 
 /// Receives each event's name and data.
-pub type EventHandler = Rc<dyn Fn(&str, String)>;
+pub type EventHandler = Rc<dyn Fn(&'static str, String)>;
 
 pub struct StreamSpec {
     /// The URL to connect to now (it carries the caller's cursor).

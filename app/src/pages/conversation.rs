@@ -5,6 +5,7 @@ use std::rc::Rc;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
+use crate::client::frames::FrameQueue;
 use crate::client::http::{get_json, post_json};
 use crate::client::stream::{self, Conn, StreamSpec};
 use crate::components::indicator::ConnectionIndicator;
@@ -59,22 +60,29 @@ fn ConversationView(snapshot: Snapshot) -> impl IntoView {
             let url_base = base.clone();
             let gap_base = base.clone();
             let fetching_gap = Rc::new(std::cell::Cell::new(false));
+            // Events are applied once per animation frame, in arrival order, so a flood
+            // cannot starve painting.
+            let inbox = FrameQueue::new(move |(name, data): (&'static str, String)| match name {
+                event::MESSAGE => {
+                    if let Ok(message) = serde_json::from_str::<Message>(&data) {
+                        timeline.push(message);
+                    }
+                    fill_gap(timeline, &gap_base, &fetching_gap);
+                }
+                event::STATE => {
+                    if let Ok(state) = serde_json::from_str(&data) {
+                        timeline.state.set(Some(state));
+                    }
+                }
+                _ => {}
+            });
             let handle = stream::open(StreamSpec {
                 url: Rc::new(move || format!("{url_base}stream?from={}", timeline.next_idx())),
                 events: &[event::MESSAGE, event::STATE, event::HEARTBEAT],
-                on_event: Rc::new(move |name, data| match name {
-                    event::MESSAGE => {
-                        if let Ok(message) = serde_json::from_str::<Message>(&data) {
-                            timeline.push(message);
-                        }
-                        fill_gap(timeline, &gap_base, &fetching_gap);
+                on_event: Rc::new(move |name, data| {
+                    if name != event::HEARTBEAT {
+                        inbox.push((name, data));
                     }
-                    event::STATE => {
-                        if let Ok(state) = serde_json::from_str(&data) {
-                            timeline.state.set(Some(state));
-                        }
-                    }
-                    _ => {}
                 }),
                 probe_url: Some(format!("{base}state")),
                 settings,
