@@ -56,6 +56,13 @@ impl StreamHandle {
     }
 }
 
+/// Opens the stream for as long as the current reactive scope lives (a page, an
+/// effect): it is closed in `on_cleanup`, so leaving the page leaks nothing.
+pub fn open_scoped(spec: StreamSpec) {
+    let handle = send_wrapper::SendWrapper::new(open(spec));
+    on_cleanup(move || handle.close());
+}
+
 /// Opens the stream (in the browser; on the server this does nothing).
 pub fn open(spec: StreamSpec) -> StreamHandle {
     #[cfg(feature = "hydrate")]

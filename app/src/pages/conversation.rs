@@ -76,7 +76,7 @@ fn ConversationView(snapshot: Snapshot) -> impl IntoView {
                 }
                 _ => {}
             });
-            let handle = stream::open(StreamSpec {
+            stream::open_scoped(StreamSpec {
                 url: Rc::new(move || format!("{url_base}stream?from={}", timeline.next_idx())),
                 events: &[event::MESSAGE, event::STATE, event::HEARTBEAT],
                 on_event: Rc::new(move |name, data| {
@@ -90,8 +90,6 @@ fn ConversationView(snapshot: Snapshot) -> impl IntoView {
                 reconnects,
             });
             crate::tick(now);
-            let handle = send_wrapper::SendWrapper::new(handle);
-            on_cleanup(move || handle.close());
         });
     }
 
@@ -105,6 +103,21 @@ fn ConversationView(snapshot: Snapshot) -> impl IntoView {
             t
         }
     };
+    // Rows matching the find query, in order; shared by the find bar and the timeline.
+    let hits = Memo::new(move |_| {
+        let q = query.get().to_lowercase();
+        if q.is_empty() {
+            return Vec::new();
+        }
+        timeline.applied.track();
+        timeline.items.with(|items| {
+            items
+                .iter()
+                .filter(|i| i.search_text().to_lowercase().contains(&q))
+                .map(Item::idx)
+                .collect::<Vec<_>>()
+        })
+    });
     let restart_open = RwSignal::new(false);
     let find_open = RwSignal::new(false);
 
@@ -135,9 +148,9 @@ fn ConversationView(snapshot: Snapshot) -> impl IntoView {
                 </nav>
             </header>
             <Show when=move || find_open.get()>
-                <FindBar timeline query/>
+                <FindBar query matches=hits/>
             </Show>
-            <TimelineView timeline base=base.clone() now query=query.into()/>
+            <TimelineView timeline base=base.clone() now query=query.into() hits/>
             <ChatBox base=base.clone() status running=Signal::derive(running) queued=Signal::derive(move || state().queued_messages)/>
             <Show when=move || restart_open.get()>
                 <RestartDialog base=base.clone() open=restart_open/>
@@ -168,6 +181,7 @@ fn TimelineView(
     base: String,
     now: RwSignal<f64>,
     query: Signal<String>,
+    hits: Memo<Vec<u64>>,
 ) -> impl IntoView {
     let scroller: NodeRef<leptos::html::Div> = NodeRef::new();
     let pinned = RwSignal::new(true);
@@ -212,20 +226,6 @@ fn TimelineView(
         seen_at.set_value(timeline.applied.get_untracked());
         scroll_to_bottom();
     };
-    let hits = Memo::new(move |_| {
-        let q = query.get().to_lowercase();
-        if q.is_empty() {
-            return Vec::new();
-        }
-        timeline.applied.track();
-        timeline.items.with(|items| {
-            items
-                .iter()
-                .filter(|i| i.search_text().to_lowercase().contains(&q))
-                .map(Item::idx)
-                .collect::<Vec<_>>()
-        })
-    });
 
     view! {
         <div class="timeline" node_ref=scroller on:scroll=on_scroll data-testid="timeline" tabindex="0" aria-label="Conversation">
@@ -294,22 +294,8 @@ fn ItemView(
 }
 
 #[component]
-fn FindBar(timeline: Timeline, query: RwSignal<String>) -> impl IntoView {
+fn FindBar(query: RwSignal<String>, matches: Memo<Vec<u64>>) -> impl IntoView {
     let current = RwSignal::new(0usize);
-    let matches = Memo::new(move |_| {
-        let q = query.get().to_lowercase();
-        if q.is_empty() {
-            return Vec::new();
-        }
-        timeline.applied.track();
-        timeline.items.with(|items| {
-            items
-                .iter()
-                .filter(|i| i.search_text().to_lowercase().contains(&q))
-                .map(Item::idx)
-                .collect::<Vec<_>>()
-        })
-    });
     let go = move |step: isize| {
         let list = matches.get_untracked();
         if list.is_empty() {

@@ -41,7 +41,7 @@ fn ConversationList(initial: Vec<ConversationSummary>) -> impl IntoView {
     let settings = crate::settings();
 
     Effect::new(move |_| {
-        let handle = stream::open(StreamSpec {
+        stream::open_scoped(StreamSpec {
             url: Rc::new(|| "/api/events".to_string()),
             events: &[event::CONVERSATION, event::HEARTBEAT],
             on_event: Rc::new(move |name, data| {
@@ -64,8 +64,6 @@ fn ConversationList(initial: Vec<ConversationSummary>) -> impl IntoView {
             reconnects,
         });
         crate::tick(now);
-        let handle = send_wrapper::SendWrapper::new(handle);
-        on_cleanup(move || handle.close());
     });
 
     view! {
