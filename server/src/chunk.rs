@@ -96,10 +96,17 @@ pub fn split_chars(text: &str, max_chars: usize) -> impl Iterator<Item = &str> {
         if rest.is_empty() {
             return None;
         }
-        let end = rest
-            .char_indices()
-            .nth(max_chars)
-            .map_or(rest.len(), |(i, _)| i);
+        // Terminal output is mostly ASCII, where chars are bytes: checking that
+        // is much cheaper than walking the chars.
+        let end = if rest.len() <= max_chars {
+            rest.len()
+        } else if rest.as_bytes()[..max_chars].is_ascii() {
+            max_chars
+        } else {
+            rest.char_indices()
+                .nth(max_chars)
+                .map_or(rest.len(), |(i, _)| i)
+        };
         let (piece, tail) = rest.split_at(end);
         rest = tail;
         Some(piece)

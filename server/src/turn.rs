@@ -197,6 +197,11 @@ struct OutputTail {
 
 impl OutputTail {
     fn push(&mut self, chunk: &str) {
+        // A full piece of ASCII is exactly the tail by itself (the usual case in a
+        // flood), so nothing before it needs keeping or counting.
+        if chunk.len() >= MAX_CHUNK_CHARS && chunk.is_ascii() {
+            self.text.clear();
+        }
         self.text.push_str(chunk);
         // Trim only now and then, so a flood does not re-copy the buffer per chunk.
         if self.text.len() > 8 * MAX_CHUNK_CHARS * 4 {
