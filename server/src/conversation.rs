@@ -134,6 +134,11 @@ impl Conversation {
         Ok(self.log.append(message)?.idx)
     }
 
+    /// Appends `messages` together: all of them or none.
+    pub fn append_all(&self, messages: Vec<Message>) -> Result<(), StoreError> {
+        self.log.append_all(messages).map(drop)
+    }
+
     fn touch(&self, update: impl FnOnce(&mut ConversationRecord)) {
         let record = {
             let mut meta = self.meta();

@@ -30,16 +30,36 @@ pub struct Entry {
 
 impl Entry {
     fn new(idx: u64, json: &str) -> Self {
+        let mut frame = Self::head(idx);
+        let at = frame.len();
+        frame.reserve(json.len() + 2);
+        frame.extend_from_slice(json.as_bytes());
+        Self::finish(idx, frame, at)
+    }
+
+    /// Serializes `message` straight into its frame: no intermediate JSON string.
+    fn render(message: &Message) -> Result<Self> {
+        let mut frame = Self::head(message.idx);
+        let at = frame.len();
+        // Room for the usual message (a full output chunk) without regrowing.
+        frame.reserve(message.content.len() + 512);
+        serde_json::to_writer(&mut frame, message)
+            .map_err(|e| StoreError::Corrupt(format!("cannot serialize message: {e}")))?;
+        Ok(Self::finish(message.idx, frame, at))
+    }
+
+    fn head(idx: u64) -> Vec<u8> {
+        format!("event: {}\nid: {idx}\ndata: ", event::MESSAGE).into_bytes()
+    }
+
+    fn finish(idx: u64, mut frame: Vec<u8>, json_start: usize) -> Self {
         // serde_json escapes every control character, so the JSON is one line and
         // cannot break the SSE framing.
-        let head = format!("event: {}\nid: {idx}\ndata: ", event::MESSAGE);
-        let mut frame = String::with_capacity(head.len() + json.len() + 2);
-        frame.push_str(&head);
-        frame.push_str(json);
-        frame.push_str("\n\n");
+        let json_at = json_start..frame.len();
+        frame.extend_from_slice(b"\n\n");
         Entry {
             idx,
-            json_at: head.len()..head.len() + json.len(),
+            json_at,
             frame: Bytes::from(frame),
         }
     }
@@ -49,7 +69,7 @@ impl Entry {
     }
 
     pub fn json(&self) -> &str {
-        // The range was cut from a `String` at char boundaries, so this cannot fail.
+        // Both constructors write valid UTF-8 JSON into that range, so this cannot fail.
         std::str::from_utf8(&self.frame[self.json_at.clone()]).unwrap_or_default()
     }
 
@@ -77,7 +97,10 @@ pub struct Log {
     conversation_id: String,
     /// Where messages are persisted before anyone may read them.
     store: Arc<dyn Store>,
-    /// Next index and recent entries; held only for in-memory work and the insert.
+    /// Held for a whole append, storage write included, so indexes are handed out
+    /// in order; guards the index the next message gets.
+    writer: Mutex<u64>,
+    /// Recent entries; held only briefly, so readers never wait for the disk.
     tail: Mutex<Tail>,
     /// The number of messages; readers wait on it for growth.
     len: watch::Sender<u64>,
@@ -93,6 +116,7 @@ impl Log {
         Ok(Log {
             conversation_id: conversation_id.to_string(),
             store,
+            writer: Mutex::new(next_idx),
             tail: Mutex::new(Tail {
                 next_idx,
                 entries: VecDeque::new(),
@@ -104,26 +128,48 @@ impl Log {
 
     /// Appends `message`, filling in its index, conversation id and timestamp.
     /// On a storage error nothing is appended and the index is not used up.
-    pub fn append(&self, mut message: Message) -> Result<Arc<Entry>> {
-        let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
-        message.idx = tail.next_idx;
-        message.conversation_id.clone_from(&self.conversation_id);
-        message.timestamp = now_rfc3339();
-        let json = serde_json::to_string(&message)
-            .map_err(|e| StoreError::Corrupt(format!("cannot serialize message: {e}")))?;
-        self.store.append(
-            &self.conversation_id,
-            AppendRow {
-                idx: message.idx,
+    pub fn append(&self, message: Message) -> Result<Arc<Entry>> {
+        let mut entries = self.append_all(vec![message])?;
+        entries
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("append produced no entry".into()))
+    }
+
+    /// Appends `messages` in order, persisted together: all of them or, on a
+    /// storage error, none (and no index is used up).
+    pub fn append_all(&self, mut messages: Vec<Message>) -> Result<Vec<Arc<Entry>>> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut next_idx = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let first = *next_idx;
+        let timestamp = now_rfc3339();
+        let mut out = Vec::with_capacity(messages.len());
+        for (idx, message) in (first..).zip(&mut messages) {
+            message.idx = idx;
+            message.conversation_id.clone_from(&self.conversation_id);
+            message.timestamp.clone_from(&timestamp);
+            out.push(Arc::new(Entry::render(message)?));
+        }
+        let rows: Vec<AppendRow<'_>> = messages
+            .iter()
+            .zip(&out)
+            .map(|(message, entry)| AppendRow {
+                idx: entry.idx,
                 kind: message.kind,
                 end_of_turn: message.end_of_turn,
-                json: &json,
-            },
-        )?;
-        let entry = Arc::new(Entry::new(message.idx, &json));
-        tail.next_idx += 1;
-        tail.bytes += entry.frame.len();
-        tail.entries.push_back(entry.clone());
+                json: entry.json(),
+            })
+            .collect();
+        self.store.append(&self.conversation_id, &rows)?;
+        drop(rows);
+        *next_idx += out.len() as u64;
+        let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        for entry in &out {
+            tail.next_idx += 1;
+            tail.bytes += entry.frame.len();
+            tail.entries.push_back(entry.clone());
+        }
         while tail.entries.len() > TAIL_MAX_ENTRIES
             || (tail.bytes > TAIL_MAX_BYTES && tail.entries.len() > 1)
         {
@@ -133,8 +179,10 @@ impl Log {
         }
         let len = tail.next_idx;
         drop(tail);
+        // Sent while still holding `writer`, so the length only ever grows.
         self.len.send_replace(len);
-        Ok(entry)
+        drop(next_idx);
+        Ok(out)
     }
 
     /// The number of messages in the log.
@@ -178,5 +226,66 @@ impl Log {
             out.push(Arc::new(Entry::new(row.idx, &row.json)));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+    use app::protocol::MessageType;
+
+    fn output(text: &str) -> Message {
+        Message::new(MessageType::ToolOutput, text)
+    }
+
+    #[test]
+    fn a_batch_gets_consecutive_indexes_and_reads_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let log = Log::open("c1", Arc::clone(&store)).unwrap();
+        log.append(output("first")).unwrap();
+        let batch = log
+            .append_all(vec![output("a"), output("b\n\"c\""), output("d")])
+            .unwrap();
+        assert_eq!(batch.iter().map(|e| e.idx).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(log.len(), 4);
+        // Both the in-memory tail and a fresh log reading the database agree.
+        let reopened = Log::open("c1", store).unwrap();
+        for reader in [&log, &reopened] {
+            let entries = reader.read(0, u64::MAX, 10).unwrap();
+            let texts: Vec<String> = entries
+                .iter()
+                .map(|e| e.message().unwrap().content)
+                .collect();
+            assert_eq!(texts, ["first", "a", "b\n\"c\"", "d"]);
+            assert!(entries.iter().all(|e| e.frame().ends_with(b"\n\n")));
+        }
+    }
+
+    #[test]
+    fn a_failed_batch_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let log = Log::open("c1", Arc::clone(&store)).unwrap();
+        // A row the log does not know about makes the second insert of the batch fail.
+        store
+            .append(
+                "c1",
+                &[AppendRow {
+                    idx: 1,
+                    kind: MessageType::ToolOutput,
+                    end_of_turn: false,
+                    json: "{}",
+                }],
+            )
+            .unwrap();
+        assert!(log.append_all(vec![output("a"), output("b")]).is_err());
+        assert_eq!(log.len(), 0, "no index used up");
+        assert!(log.read(0, u64::MAX, 10).unwrap().is_empty());
+        assert!(
+            store.read("c1", 0, 1, 10).unwrap().is_empty(),
+            "the first row of the failed batch was rolled back"
+        );
     }
 }

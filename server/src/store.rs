@@ -55,8 +55,9 @@ pub trait Store: Send + Sync + 'static {
     fn create_conversation(&self, record: &ConversationRecord) -> Result<()>;
     fn update_conversation(&self, record: &ConversationRecord) -> Result<()>;
     fn conversations(&self) -> Result<Vec<ConversationRecord>>;
-    /// Appends one message; `idx` must be the next index of that conversation.
-    fn append(&self, conversation: &str, row: AppendRow<'_>) -> Result<()>;
+    /// Appends messages with consecutive indexes, the first being the next index of
+    /// that conversation: all of them or, on error, none.
+    fn append(&self, conversation: &str, rows: &[AppendRow<'_>]) -> Result<()>;
     /// Messages with `from <= idx < end`, in order, at most `limit` of them.
     fn read(
         &self,

@@ -26,6 +26,9 @@ pub struct ToolOutcome {
     pub summary: String,
 }
 
+/// At most this many output chunks are written together (64 × 8,000 chars).
+const MAX_BATCH: usize = 64;
+
 pub struct Turn<'a> {
     conversation: &'a Conversation,
     /// Cancelled when someone stops the turn.
@@ -140,24 +143,36 @@ impl<'a> Turn<'a> {
             signal: None,
         };
         let mut write_failed = None;
+        let mut batch = Vec::new();
         while let Some(event) = events.recv().await {
-            match event {
-                PtyEvent::Output(text) => {
-                    if write_failed.is_some() {
-                        continue;
+            // Whatever else is already waiting is appended with this event in one
+            // write: during a flood that is several chunks per commit.
+            let mut next = Some(event);
+            while let Some(event) = next.take() {
+                match event {
+                    // After a failed write the rest is drained and dropped.
+                    PtyEvent::Output(_) if write_failed.is_some() => {}
+                    PtyEvent::Output(text) => {
+                        tail.push(&text);
+                        let mut chunk = Message::new(MessageType::ToolOutput, text);
+                        chunk.tool_call_id = Some(tool_call_id.to_string());
+                        batch.push(chunk);
                     }
-                    tail.push(&text);
-                    let mut chunk = Message::new(MessageType::ToolOutput, text);
-                    chunk.tool_call_id = Some(tool_call_id.to_string());
-                    if let Err(err) = self.conversation.append(chunk) {
-                        // The log cannot take more: stop the command rather than lose
-                        // output silently.
-                        tracing::error!(conversation = %self.conversation.id, %err, "cannot append output; stopping the tool call");
-                        write_failed = Some(err.to_string());
-                        handle.cancel();
-                    }
+                    PtyEvent::Exited(info) => exit = info,
                 }
-                PtyEvent::Exited(info) => exit = info,
+                if batch.len() < MAX_BATCH {
+                    next = events.try_recv().ok();
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            if let Err(err) = self.conversation.append_all(std::mem::take(&mut batch)) {
+                // The log cannot take more: stop the command rather than lose
+                // output silently.
+                tracing::error!(conversation = %self.conversation.id, %err, "cannot append output; stopping the tool call");
+                write_failed = Some(err.to_string());
+                handle.cancel();
             }
         }
         let stop = self.conversation.tool_stop(tool_call_id);

@@ -54,13 +54,13 @@ impl Store for FlakyStore {
     fn conversations(&self) -> Result<Vec<ConversationRecord>> {
         self.inner.conversations()
     }
-    fn append(&self, conversation: &str, row: AppendRow<'_>) -> Result<()> {
-        if self.fails(&row) {
+    fn append(&self, conversation: &str, rows: &[AppendRow<'_>]) -> Result<()> {
+        if rows.iter().any(|row| self.fails(row)) {
             return Err(StoreError::Corrupt(
                 "injected failure: no space left on device".into(),
             ));
         }
-        self.inner.append(conversation, row)
+        self.inner.append(conversation, rows)
     }
     fn read(
         &self,

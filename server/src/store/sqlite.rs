@@ -153,13 +153,26 @@ impl Store for SqliteStore {
         })
     }
 
-    fn append(&self, conversation: &str, row: AppendRow<'_>) -> Result<()> {
+    fn append(&self, conversation: &str, rows: &[AppendRow<'_>]) -> Result<()> {
         self.with_writer(|c| {
-            let mut stmt = c.prepare_cached(
-                "INSERT INTO messages (conversation_id, idx, kind, end_of_turn, json) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            stmt.execute(params![conversation, sql_idx(row.idx), row.kind.as_str(), row.end_of_turn, row.json])
-                .map(|_| ())
+            // One transaction for the lot: a flood's chunks then share one commit
+            // (and one rewrite of the b-tree leaf) instead of paying for one each.
+            let tx = c.unchecked_transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO messages (conversation_id, idx, kind, end_of_turn, json) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for row in rows {
+                    stmt.execute(params![
+                        conversation,
+                        sql_idx(row.idx),
+                        row.kind.as_str(),
+                        row.end_of_turn,
+                        row.json
+                    ])?;
+                }
+            }
+            tx.commit()
         })
     }
 
