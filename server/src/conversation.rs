@@ -162,7 +162,12 @@ impl Conversation {
             hostname: self.hub.hostname.clone(),
             status: rt.status,
             outstanding_tool_calls: rt.tool_order.clone(),
-            queued_messages: rt.queue.len() as u64,
+            // Until the worker picks it up, the first message is starting, not
+            // waiting behind a turn.
+            queued_messages: rt
+                .queue
+                .len()
+                .saturating_sub(usize::from(rt.turn.is_none())) as u64,
             first_message_index: meta.first_message_index,
             agent: meta.agent,
             created_at: meta.created_at,
