@@ -13,6 +13,7 @@ pub mod data;
 pub mod pages;
 pub mod progress;
 pub mod protocol;
+pub mod sync_view;
 pub mod timeline;
 pub mod watchdog;
 
@@ -24,6 +25,7 @@ use leptos_router::{
 };
 
 use crate::data::ClientSettings;
+use crate::sync_view::SyncHydrate;
 
 /// The HTML document around every page; only the server renders it.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -57,8 +59,8 @@ pub fn App() -> impl IntoView {
         <Router>
             <main>
                 <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
-                    <Route path=StaticSegment("") view=pages::list::ListPage/>
-                    <Route path=(StaticSegment("c"), ParamSegment("id")) view=pages::conversation::ConversationPage/>
+                    <Route path=StaticSegment("") view=|| SyncHydrate(view! { <pages::list::ListPage/> })/>
+                    <Route path=(StaticSegment("c"), ParamSegment("id")) view=|| SyncHydrate(view! { <pages::conversation::ConversationPage/> })/>
                 </Routes>
             </main>
         </Router>

@@ -1,6 +1,7 @@
 //! One tool call: the command, its live output, a ticking clock, a status badge,
 //! the exit code, and on running calls Cancel and a small input for the terminal.
 
+use leptos::either::Either;
 use leptos::prelude::*;
 
 use crate::client::http::post_json;
@@ -134,9 +135,9 @@ pub fn ToolCardView(
                 </div>
             })}
             {move || if expanded.get() || force_expanded.get() {
-                view! { <ExpandedOutput card query/> }.into_any()
+                Either::Left(view! { <ExpandedOutput card query/> })
             } else {
-                view! { <CollapsedOutput card query/> }.into_any()
+                Either::Right(view! { <CollapsedOutput card query/> })
             }}
             <footer class="card-foot">
                 {move || {

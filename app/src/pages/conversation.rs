@@ -2,6 +2,7 @@
 
 use std::rc::Rc;
 
+use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
@@ -14,6 +15,7 @@ use crate::data::{Snapshot, conversation_base, load_snapshot};
 use crate::protocol::{
     CancelRequest, ChatRequest, ChatResponse, Message, RestartRequest, RunStatus, event,
 };
+use crate::sync_view::erase;
 use crate::timeline::{Item, Timeline};
 
 #[component]
@@ -24,13 +26,13 @@ pub fn ConversationPage() -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="muted pad">"Loading…"</p> }>
             {move || snapshot.get().map(|result| match result {
-                Ok(snapshot) => view! { <ConversationView snapshot/> }.into_any(),
-                Err(error) => view! {
+                Ok(snapshot) => erase(view! { <ConversationView snapshot/> }),
+                Err(error) => erase(view! {
                     <div class="page pad">
                         <p class="error-text" role="alert">{error}</p>
                         <a href="/">"All conversations"</a>
                     </div>
-                }.into_any(),
+                }),
             })}
         </Suspense>
     }
@@ -266,29 +268,31 @@ fn ItemView(
     hit: Signal<bool>,
 ) -> impl IntoView {
     let idx = item.idx();
+    // `erase`, not `into_any()`: the latter keeps the async hydration of each kind of
+    // row in the bundle, used or not.
     let body = match item {
-        Item::User { text, time, .. } => view! {
+        Item::User { text, time, .. } => erase(view! {
             <div class="msg user" data-testid="user-message">
                 <pre class="text">{text}</pre>
                 <time class="muted" datetime=time.clone()>{crate::pages::list::short_time(&time)}</time>
             </div>
-        }
-        .into_any(),
-        Item::Agent { text, end_of_turn, .. } => view! {
+        }),
+        Item::Agent {
+            text, end_of_turn, ..
+        } => erase(view! {
             <div class="msg agent" class:end=end_of_turn data-testid="agent-message">
                 <p class="text">{text}</p>
             </div>
+        }),
+        Item::Tool { card, .. } => {
+            erase(view! { <ToolCardView card base now query force_expanded=hit/> })
         }
-        .into_any(),
-        Item::Tool { card, .. } => view! { <ToolCardView card base now query force_expanded=hit/> }.into_any(),
-        Item::Error { text, .. } => view! {
+        Item::Error { text, .. } => erase(view! {
             <div class="msg error" role="alert" data-testid="error-message"><p class="text">{text}</p></div>
-        }
-        .into_any(),
-        Item::Restart { text, .. } => view! {
+        }),
+        Item::Restart { text, .. } => erase(view! {
             <div class="msg restart" data-testid="restart-marker"><span>{text}</span></div>
-        }
-        .into_any(),
+        }),
     };
     view! { <div class="item" class:hit=move || hit.get() id=format!("m{idx}") data-idx=idx>{body}</div> }
 }
@@ -537,8 +541,8 @@ fn RestartDialog(base: String, open: RwSignal<bool>) -> impl IntoView {
                         on:change=move |_| describe()/>
                 </label>
                 {move || description.get().map(|d| match d {
-                    Ok(text) => view! { <pre class="commit" data-testid="commit-description">{text}</pre> }.into_any(),
-                    Err(e) => view! { <p class="error-text" data-testid="commit-description">{e}</p> }.into_any(),
+                    Ok(text) => Either::Left(view! { <pre class="commit" data-testid="commit-description">{text}</pre> }),
+                    Err(e) => Either::Right(view! { <p class="error-text" data-testid="commit-description">{e}</p> }),
                 })}
                 <label>
                     "Initial prompt"

@@ -2,6 +2,7 @@
 
 use std::rc::Rc;
 
+use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
@@ -17,8 +18,8 @@ pub fn ListPage() -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="muted pad">"Loading…"</p> }>
             {move || list.get().map(|result| match result {
-                Ok(initial) => view! { <ConversationList initial/> }.into_any(),
-                Err(error) => view! { <p class="error-text pad" role="alert">{error}</p> }.into_any(),
+                Ok(initial) => Either::Left(view! { <ConversationList initial/> }),
+                Err(error) => Either::Right(view! { <p class="error-text pad" role="alert">{error}</p> }),
             })}
         </Suspense>
     }
