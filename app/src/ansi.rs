@@ -238,8 +238,21 @@ impl Terminal {
     }
 
     pub fn feed(&mut self, chunk: &str) {
-        for ch in chunk.chars() {
-            self.step(ch);
+        let mut rest = chunk;
+        while let Some(ch) = rest.chars().next() {
+            if self.state == State::Ground && !is_control(ch) {
+                // Plain text up to the next control character or escape: straight to
+                // the cells, skipping the per-character state machine (floods are
+                // mostly this).
+                let end = rest.find(is_control).unwrap_or(rest.len());
+                for ch in rest[..end].chars() {
+                    self.put(ch);
+                }
+                rest = &rest[end..];
+            } else {
+                self.step(ch);
+                rest = &rest[ch.len_utf8()..];
+            }
         }
         self.sync_current();
     }
@@ -382,9 +395,7 @@ impl Terminal {
     fn ground(&mut self, ch: char) {
         match ch {
             '\x1b' => self.begin_escape(),
-            // C0, DEL and C1 are invisible; C1 is not interpreted as 8-bit
-            // CSI/OSC because UTF-8 programs essentially never mean that.
-            '\0'..='\x1f' | '\x7f'..='\u{9f}' => self.control(ch),
+            _ if is_control(ch) => self.control(ch),
             _ => self.put(ch),
         }
     }
@@ -410,9 +421,11 @@ impl Terminal {
         if self.col < self.cells.len() {
             self.cells[self.col] = cell;
         } else {
-            // Gaps left by tab / cursor-forward become unstyled spaces: the
-            // terminal would not have painted them either.
-            self.cells.resize(self.col, BLANK);
+            if self.col > self.cells.len() {
+                // Gaps left by tab / cursor-forward become unstyled spaces: the
+                // terminal would not have painted them either.
+                self.cells.resize(self.col, BLANK);
+            }
             self.cells.push(cell);
         }
         self.col += 1;
@@ -447,14 +460,21 @@ impl Terminal {
 
     fn sync_current(&mut self) {
         let mut runs: Vec<Run> = Vec::new();
-        for cell in &self.cells {
-            match runs.last_mut() {
-                Some(run) if run.style == cell.style => run.text.push(cell.ch),
-                _ => runs.push(Run {
-                    text: cell.ch.to_string(),
-                    style: cell.style,
-                }),
-            }
+        let mut rest = &self.cells[..];
+        while let Some(first) = rest.first() {
+            let len = rest
+                .iter()
+                .position(|c| c.style != first.style)
+                .unwrap_or(rest.len());
+            // Sized up front: growing the string char by char was a large part of
+            // the cost of a flood.
+            let mut text = String::with_capacity(len);
+            text.extend(rest[..len].iter().map(|c| c.ch));
+            runs.push(Run {
+                text,
+                style: first.style,
+            });
+            rest = &rest[len..];
         }
         let last = self.store.last_mut().expect("store is never empty");
         last.runs = runs;
@@ -591,6 +611,12 @@ impl Terminal {
 
 /// Empty parameter → `None` (callers default it, usually to 0). Oversized
 /// numbers saturate so they fall into "unknown" instead of wrapping.
+/// C0, DEL and C1 (ESC included) are invisible; C1 is not interpreted as 8-bit
+/// CSI/OSC because UTF-8 programs essentially never mean that.
+fn is_control(ch: char) -> bool {
+    matches!(ch, '\0'..='\x1f' | '\x7f'..='\u{9f}')
+}
+
 fn parse_param(s: &str) -> Option<u32> {
     if s.is_empty() {
         return None;
