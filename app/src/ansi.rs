@@ -245,9 +245,7 @@ impl Terminal {
                 // the cells, skipping the per-character state machine (floods are
                 // mostly this).
                 let end = rest.find(is_control).unwrap_or(rest.len());
-                for ch in rest[..end].chars() {
-                    self.put(ch);
-                }
+                self.put_text(&rest[..end]);
                 rest = &rest[end..];
             } else {
                 self.step(ch);
@@ -407,6 +405,34 @@ impl Terminal {
             '\x08' => self.col = self.col.saturating_sub(1),
             '\t' => self.col = ((self.col / 8 + 1) * 8).min(self.max_cols),
             _ => {}
+        }
+    }
+
+    /// `put` for each character of `text` (which has no control characters).
+    fn put_text(&mut self, mut text: &str) {
+        while !text.is_empty() {
+            if self.col >= self.max_cols {
+                self.newline();
+            }
+            let room = self.max_cols - self.col;
+            if self.col != self.cells.len() {
+                // Overwriting or past the end: the general path.
+                let ch = text.chars().next().unwrap_or_default();
+                self.put(ch);
+                text = &text[ch.len_utf8()..];
+                continue;
+            }
+            // Appending, the common case: in bulk, up to the wrap column.
+            let style = self.style;
+            let before = self.cells.len();
+            let taken = match text.char_indices().nth(room) {
+                Some((at, _)) => at,
+                None => text.len(),
+            };
+            self.cells
+                .extend(text[..taken].chars().map(|ch| Cell { ch, style }));
+            self.col += self.cells.len() - before;
+            text = &text[taken..];
         }
     }
 
@@ -1040,6 +1066,21 @@ mod proptests {
             prop_assert_eq!(t.lines(), whole.lines());
             prop_assert_eq!(t.plain_text(), whole.plain_text());
             prop_assert_eq!(t.dropped_lines(), whole.dropped_lines());
+        }
+
+        #[test]
+        fn fast_paths_match_the_state_machine(s in input()) {
+            // The reference: every character through `step`, as before the fast paths.
+            let mut slow = Terminal::with_limits(3, 7);
+            for ch in s.chars() {
+                slow.step(ch);
+            }
+            slow.sync_current();
+            let mut fast = Terminal::with_limits(3, 7);
+            fast.feed(&s);
+            prop_assert_eq!(fast.lines(), slow.lines());
+            prop_assert_eq!(fast.dropped_lines(), slow.dropped_lines());
+            prop_assert_eq!(fast.current_style(), slow.current_style());
         }
 
         #[test]
