@@ -425,12 +425,25 @@ impl Terminal {
             // Appending, the common case: in bulk, up to the wrap column.
             let style = self.style;
             let before = self.cells.len();
-            let taken = match text.char_indices().nth(room) {
-                Some((at, _)) => at,
-                None => text.len(),
+            let taken = if text.is_ascii() {
+                // Bytes are chars here, and an exact-size iterator extends without
+                // a capacity check per element.
+                let taken = room.min(text.len());
+                let cells = text[..taken].bytes().map(|b| Cell {
+                    ch: char::from(b),
+                    style,
+                });
+                self.cells.extend(cells);
+                taken
+            } else {
+                let taken = text
+                    .char_indices()
+                    .nth(room)
+                    .map_or(text.len(), |(at, _)| at);
+                self.cells
+                    .extend(text[..taken].chars().map(|ch| Cell { ch, style }));
+                taken
             };
-            self.cells
-                .extend(text[..taken].chars().map(|ch| Cell { ch, style }));
             self.col += self.cells.len() - before;
             text = &text[taken..];
         }
