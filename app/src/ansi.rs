@@ -190,6 +190,11 @@ pub struct Terminal {
     /// The current line as cells so overwrites (`\r`, backspace, erase) keep
     /// per-character styles.
     cells: Vec<Cell>,
+    /// Instead of `cells`, while the current line is ASCII text in one style written
+    /// left to right (every line of a flood): appending is then a copy of the text,
+    /// not a cell per character. Anything else turns it into cells first.
+    plain: String,
+    plain_style: Style,
     col: usize,
     style: Style,
     max_lines: usize,
@@ -224,6 +229,8 @@ impl Terminal {
             store: vec![Line::default()],
             start: 0,
             cells: Vec::new(),
+            plain: String::new(),
+            plain_style: Style::default(),
             col: 0,
             style: Style::default(),
             max_lines: max_lines.max(1),
@@ -258,7 +265,7 @@ impl Terminal {
     /// Completed lines, then the current line if anything has been written
     /// to it. A trailing `\n` therefore does not produce an empty last row.
     pub fn lines(&self) -> &[Line] {
-        let end = if self.cells.is_empty() {
+        let end = if self.current_is_empty() {
             self.store.len() - 1
         } else {
             self.store.len()
@@ -280,7 +287,7 @@ impl Terminal {
     /// later `\r ESC[K` can empty the current line again and the hidden
     /// line must then reappear exactly as if the chunks had been one.
     fn hidden(&self) -> usize {
-        let current = usize::from(!self.cells.is_empty());
+        let current = usize::from(!self.current_is_empty());
         usize::from(self.completed() + current > self.max_lines)
     }
 
@@ -415,6 +422,19 @@ impl Terminal {
                 self.newline();
             }
             let room = self.max_cols - self.col;
+            if self.cells.is_empty()
+                && self.col == self.plain.len()
+                && (self.plain.is_empty() || self.plain_style == self.style)
+                && text.is_ascii()
+            {
+                let taken = room.min(text.len());
+                self.plain.push_str(&text[..taken]);
+                self.plain_style = self.style;
+                self.col += taken;
+                text = &text[taken..];
+                continue;
+            }
+            self.materialize();
             if self.col != self.cells.len() {
                 // Overwriting or past the end: the general path.
                 let ch = text.chars().next().unwrap_or_default();
@@ -450,6 +470,7 @@ impl Terminal {
     }
 
     fn put(&mut self, ch: char) {
+        self.materialize();
         if self.col >= self.max_cols {
             self.newline();
         }
@@ -471,7 +492,15 @@ impl Terminal {
     }
 
     fn newline(&mut self) {
-        self.sync_current();
+        if self.plain.is_empty() {
+            self.sync_current();
+        } else {
+            let run = Run {
+                text: mem::take(&mut self.plain),
+                style: self.plain_style,
+            };
+            self.store.last_mut().expect("store is never empty").runs = vec![run];
+        }
         self.cells.clear();
         self.col = 0;
         self.store.push(Line::default());
@@ -497,7 +526,32 @@ impl Terminal {
         }
     }
 
+    fn current_is_empty(&self) -> bool {
+        self.cells.is_empty() && self.plain.is_empty()
+    }
+
+    /// Turns a `plain` current line into cells.
+    fn materialize(&mut self) {
+        if !self.plain.is_empty() {
+            let style = self.plain_style;
+            let cells = self.plain.bytes().map(|b| Cell {
+                ch: char::from(b),
+                style,
+            });
+            self.cells.extend(cells);
+            self.plain.clear();
+        }
+    }
+
     fn sync_current(&mut self) {
+        if !self.plain.is_empty() {
+            let run = Run {
+                text: self.plain.clone(),
+                style: self.plain_style,
+            };
+            self.store.last_mut().expect("store is never empty").runs = vec![run];
+            return;
+        }
         let mut runs: Vec<Run> = Vec::new();
         let mut rest = &self.cells[..];
         while let Some(first) = rest.first() {
@@ -552,6 +606,7 @@ impl Terminal {
     }
 
     fn erase_in_line(&mut self, mode: u32) {
+        self.materialize();
         match mode {
             0 => self.cells.truncate(self.col),
             1 => {
