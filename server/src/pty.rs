@@ -26,13 +26,8 @@ use tokio::time::Instant;
 
 use crate::chunk::{MAX_CHUNK_CHARS, Utf8Decoder, split_chars};
 
-// Linux hands out at most 4 KiB per read of a PTY master (the line discipline's
-// buffer); a bit more room costs nothing.
-const READ_BUF_SIZE: usize = 16 * 1024;
-/// Reads queued between the reader thread and the batcher. Large enough to hold the
-/// reads of a flood during one `DRAIN_GAP` (~70 reads of ~750 bytes at 50 MB/s),
-/// small enough to bound memory (256 × 4 KiB) and keep backpressure on the child.
-const RAW_CHANNEL_CAPACITY: usize = 256;
+const READ_BUF_SIZE: usize = 64 * 1024;
+const RAW_CHANNEL_CAPACITY: usize = 32;
 const EVENT_CHANNEL_CAPACITY: usize = 64;
 /// Maximum time pending output may wait while more keeps arriving.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
@@ -43,12 +38,6 @@ const QUIET_GAP: Duration = Duration::from_millis(2);
 /// Interactive flushes are still spaced this far apart, so a reader starved under
 /// load (whose reads then look "quiet") cannot turn a flood into tiny messages.
 const MIN_FLUSH_GAP: Duration = Duration::from_millis(5);
-/// In a flood the batcher takes what the reader queued every `DRAIN_GAP` instead
-/// of waking for each read (a few hundred bytes each): those tens of thousands of
-/// wake-ups per second were the largest CPU cost of streaming a flood. Flood
-/// output waits for the `FLUSH_INTERVAL` window anyway, so this adds no latency
-/// that matters; interactive output is never held.
-const DRAIN_GAP: Duration = Duration::from_millis(1);
 /// How long after the child exits we keep waiting for the PTY to reach EOF
 /// before assuming a background grandchild is holding it open.
 const EOF_GRACE: Duration = Duration::from_secs(2);
@@ -472,11 +461,6 @@ async fn batch_loop(
     // the last flush: short for interactive output, the flood window otherwise.
     let mut last_read: Option<Instant> = None;
     let mut window = FLUSH_INTERVAL;
-    // Set while a flood is on: when to look at the reader's queue next.
-    let mut next_drain: Option<Instant> = None;
-    // True for the read taken right after a drain gap: its timing says nothing
-    // about whether the output is interactive.
-    let mut draining = false;
 
     loop {
         if eof && exit.is_some() {
@@ -486,47 +470,31 @@ async fn batch_loop(
         let far_future = Instant::now() + Duration::from_secs(3600);
 
         tokio::select! {
-            msg = raw_rx.recv(), if !eof && next_drain.is_none() => match msg {
+            msg = raw_rx.recv(), if !eof => match msg {
                 Some(bytes) => {
                     let now = Instant::now();
-                    if pending.chars == 0 && !draining {
+                    if pending.chars == 0 {
                         let quiet = last_read.is_none_or(|t| now - t >= QUIET_GAP);
                         window = if quiet { MIN_FLUSH_GAP } else { FLUSH_INTERVAL };
                     }
-                    draining = false;
                     last_read = Some(now);
                     pending.decode(&mut decoder, &bytes);
                     // Take everything already queued before deciding, so a
                     // flood yields a few large messages instead of many tiny
                     // ones. Stop once a full piece is ready so memory stays
                     // bounded and the consumer's backpressure applies.
-                    let mut queue_empty = false;
                     while pending.chars < MAX_CHUNK_CHARS {
                         match raw_rx.try_recv() {
                             Ok(more) => pending.decode(&mut decoder, &more),
-                            Err(mpsc::error::TryRecvError::Empty) => {
-                                queue_empty = true;
-                                break;
-                            }
+                            Err(mpsc::error::TryRecvError::Empty) => break,
                             Err(mpsc::error::TryRecvError::Disconnected) => {
                                 eof = true;
                                 break;
                             }
                         }
                     }
-                    // Only an emptied queue may wait; a full piece ready means
-                    // more is probably queued behind it.
-                    if queue_empty && window == FLUSH_INTERVAL {
-                        next_drain = Some(now + DRAIN_GAP);
-                    }
                 }
                 None => eof = true,
-            },
-            _ = tokio::time::sleep_until(next_drain.unwrap_or(far_future)), if next_drain.is_some() => {
-                next_drain = None;
-                // With nothing queued the flood is over, and the next read's own
-                // timing decides whether it is interactive.
-                draining = !raw_rx.is_empty();
             },
             res = &mut exit_rx, if exit.is_none() => {
                 exit = Some(res.unwrap_or(ExitInfo { exit_code: None, signal: None }));
