@@ -169,7 +169,10 @@ impl Conversations {
     }
 
     pub fn create(&self, cwd: &Path, title: Option<String>) -> Result<Arc<Conversation>, AppError> {
-        if self.map.read().unwrap_or_else(|p| p.into_inner()).len() >= self.hub.max_conversations {
+        // Checked and inserted under one write lock, so concurrent creates cannot
+        // overshoot the limit; nothing in here awaits, and it is one SQLite insert.
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= self.hub.max_conversations {
             return Err(AppError::TooMany(format!(
                 "the limit of {} conversations is reached",
                 self.hub.max_conversations
@@ -187,10 +190,8 @@ impl Conversations {
         };
         self.hub.store.create_conversation(&record)?;
         let conversation = Conversation::open(record, self.hub.clone())?;
-        self.map
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(conversation.id.clone(), conversation.clone());
+        map.insert(conversation.id.clone(), conversation.clone());
+        drop(map);
         self.hub.notify_changed();
         Ok(conversation)
     }
