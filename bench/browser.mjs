@@ -4,33 +4,17 @@
 //   `completed` and its output shows the line 100000;
 // - render_load_ms: opening that finished conversation until the same holds;
 // - frames: requestAnimationFrame deltas while `head -c N /dev/urandom | base64` streams.
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 
-const require = createRequire(new URL("../end2end/package.json", import.meta.url));
-const { chromium } = require("playwright-core");
+import { apiClient, launch } from "./chromium.mjs";
 
 const base = process.argv[2];
 const floodBytes = Number(process.argv[3] ?? 30_000_000);
 const lines = Number(process.argv[4] ?? 100_000);
 
-async function api(method, path, body) {
-  const res = await fetch(base + path, {
-    method,
-    headers: { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-  return res.json();
-}
+const api = apiClient(base);
 
-const browser = await chromium.launch({
-  executablePath: process.env.TETHER_CHROMIUM ?? "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const open = async (id) => {

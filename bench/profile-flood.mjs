@@ -15,34 +15,18 @@
 //     target/front/wasm32-unknown-unknown/wasm-release/frontend.wasm
 //   cp /tmp/wb/tether.js /tmp/site-named/pkg/ && cp /tmp/wb/tether_bg.wasm /tmp/site-named/pkg/tether.wasm
 //   LEPTOS_SITE_ROOT=/tmp/site-named target/release/tether --addr 127.0.0.1:3900 --data-dir /tmp/pd
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { writeFileSync } from "node:fs";
 
-const require = createRequire(new URL("../end2end/package.json", import.meta.url));
-const { chromium } = require("playwright-core");
+import { apiClient, launch } from "./chromium.mjs";
 
 const base = process.argv[2];
 const floodBytes = Number(process.argv[3] ?? 30_000_000);
 const traceOut = process.argv[4];
 
-async function api(method, path, body) {
-  const res = await fetch(base + path, {
-    method,
-    headers: { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-  return res.json();
-}
+const api = apiClient(base);
 
-const browser = await chromium.launch({
-  executablePath: process.env.TETHER_CHROMIUM ?? "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const cdp = await page.context().newCDPSession(page);

@@ -201,7 +201,9 @@ impl Log {
 
     /// Up to `limit` entries with `from <= idx < end`, in order.
     pub fn read(&self, from: u64, end: u64, limit: usize) -> Result<Vec<Arc<Entry>>> {
-        {
+        // Clamped to what is published: the store may already hold a batch whose
+        // entries are not in the tail yet, and nobody may read those before `len` says so.
+        let end = {
             let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
             let end = end.min(tail.next_idx);
             if from >= end {
@@ -213,7 +215,8 @@ impl Log {
                 let take = ((end - from) as usize).min(limit);
                 return Ok(tail.entries.iter().skip(skip).take(take).cloned().collect());
             }
-        }
+            end
+        };
         let rows = self.store.read(&self.conversation_id, from, end, limit)?;
         let mut out = Vec::with_capacity(rows.len());
         for (expected, row) in (from..).zip(rows) {
