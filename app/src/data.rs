@@ -36,11 +36,16 @@ impl Default for ClientSettings {
     }
 }
 
+/// A snapshot being read on the server (older messages may come from its store).
+#[cfg(feature = "ssr")]
+pub type SnapshotFuture =
+    std::pin::Pin<Box<dyn Future<Output = Option<Snapshot>> + Send + 'static>>;
+
 /// Server-side access to live data for rendering (the server implements it).
 #[cfg(feature = "ssr")]
 pub trait DataSource: Send + Sync {
     fn list(&self) -> Vec<ConversationSummary>;
-    fn snapshot(&self, id: &str) -> Option<Snapshot>;
+    fn snapshot(&self, id: &str) -> SnapshotFuture;
     fn settings(&self) -> ClientSettings;
 }
 
@@ -77,10 +82,15 @@ pub fn load_list() -> impl Future<Output = Result<Vec<ConversationSummary>, Stri
 pub fn load_snapshot(id: String) -> impl Future<Output = Result<Snapshot, String>> + Send {
     #[cfg(feature = "ssr")]
     {
-        let snapshot = leptos::prelude::use_context::<ServerData>()
-            .and_then(|d| d.0.snapshot(&id))
-            .ok_or_else(|| format!("no conversation with id {id:?}"));
-        async move { snapshot }
+        // Asked now, while the render's context is current; read when awaited.
+        let snapshot = leptos::prelude::use_context::<ServerData>().map(|d| d.0.snapshot(&id));
+        async move {
+            match snapshot {
+                Some(reading) => reading.await,
+                None => None,
+            }
+            .ok_or_else(|| format!("no conversation with id {id:?}"))
+        }
     }
     #[cfg(not(feature = "ssr"))]
     {

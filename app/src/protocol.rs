@@ -199,6 +199,20 @@ pub struct CreateConversation {
     pub cwd: Option<String>,
     #[serde(default)]
     pub title: Option<String>,
+    /// The agent that runs the conversation's turns (`GET /api/agents` lists them);
+    /// the default agent when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+}
+
+/// One agent this server offers, as `GET /api/agents` lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub name: String,
+    /// One line for people choosing an agent.
+    pub description: String,
+    /// Whether conversations get this agent when they name none.
+    pub default: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -237,6 +251,45 @@ pub struct InputRequest {
 pub struct ChatResponse {
     pub idx: u64,
     pub queued: bool,
+}
+
+/// `POST cancel` answers once the stop is under way.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CancelResponse {
+    pub cancelling: bool,
+}
+
+/// `POST restart` answers with the restart marker's index and the new state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RestartResponse {
+    pub restart_idx: u64,
+    pub state: ConversationState,
+}
+
+/// `POST input` answers with how many bytes were typed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InputResponse {
+    pub written: usize,
+}
+
+/// `GET suggest-reprompt`: the chat message worth running again after a restart.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RepromptSuggestion {
+    pub prompt: String,
+}
+
+/// `GET commit-description`: a commit's full id and message.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CommitDescription {
+    pub description: String,
+    pub revision: String,
+}
+
+/// The data of a `heartbeat` event.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// RFC 3339, when the server sent it.
+    pub time: String,
 }
 
 /// The body of every error response.

@@ -1,173 +1,62 @@
 //! The Tether server: an axum application that serves the Leptos site and the API.
 //!
-//! `run` is the entry point; `app` builds the router so tests can serve it on their own
-//! listener.
+//! Layers, each importing only those below it:
+//! `http` (routes, SSE, security, the one `AppError`) → `engine` (conversations,
+//! their queues and workers, recovery, shutdown) → `agent` (the `Agent` trait, the
+//! registry of agents, the `Turn` an agent is handed) → `tools` (the PTY runner,
+//! running calls, environment policy, limits) → `log` → `store` → `app::protocol`.
+//! This file only wires them together: `AppState::open` builds the state, `app`
+//! builds the router (tests serve it on their own listener), `run` serves it.
 
 #![forbid(unsafe_code)]
 
 pub mod agent;
-mod api;
-pub mod chunk;
 pub mod config;
-pub mod conversation;
-pub mod error;
-mod extract;
-mod git;
-pub mod hub;
+pub mod engine;
+pub mod http;
 pub mod log;
-pub mod pty;
-pub mod security;
-mod site;
 pub mod store;
-mod stream;
-mod transcript;
-pub mod turn;
+pub mod tools;
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef};
-use leptos::config::LeptosOptions;
-use leptos_axum::{LeptosRoutes, generate_route_list};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use api::parse_index;
 pub use config::Config;
-pub use error::AppError;
+pub use http::{AppError, AppState, MAX_BODY_BYTES, app, parse_index, run};
+/// UTF-8-safe terminal chunks (public for the fuzz targets).
+pub use tools::chunk;
 
-use crate::agent::ShellAgent;
-use crate::hub::{Conversations, Hub};
-use crate::store::{SqliteStore, StoreError};
-
-/// Request bodies larger than this are refused with 413.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// How long shutdown waits for running tool calls to be closed in the log.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// How long shutdown waits for open connections (streams included) to close.
-const CONNECTION_GRACE: Duration = Duration::from_secs(2);
-
-/// Shared state handed to every request handler.
-#[derive(Clone)]
-pub struct AppState {
-    /// Where the site's files live and what they are called.
-    pub leptos: LeptosOptions,
-    /// The flags the server was started with.
-    pub config: Arc<Config>,
-    /// Cancelled when the server begins to shut down; open streams end on it.
-    pub shutdown: CancellationToken,
-    /// Every conversation, and the services they share.
-    pub conversations: Arc<Conversations>,
-    /// Token, Host and Origin checks, and the stream limits.
-    pub guard: Arc<security::Guard>,
-}
-
-impl FromRef<AppState> for LeptosOptions {
-    fn from_ref(state: &AppState) -> Self {
-        state.leptos.clone()
-    }
-}
+use crate::agent::Agents;
+use crate::engine::{Engine, EngineSettings};
+use crate::store::{SqliteStore, Store, StoreError};
 
 impl AppState {
     /// Opens the store under the data directory and loads every conversation.
     /// Must be called inside a tokio runtime (conversations start their workers).
-    pub fn open(config: Config) -> Result<Self, StoreError> {
+    pub async fn open(config: Config) -> Result<Self, StoreError> {
+        let dir = config.data_dir();
+        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&dir))
+            .await
+            .map_err(|e| StoreError::Backend(format!("cannot open the store: {e}")))??;
+        Self::with_store(config, Arc::new(store)).await
+    }
+
+    /// Like `open`, on a store of the caller's choosing.
+    pub async fn with_store(config: Config, store: Arc<dyn Store>) -> Result<Self, StoreError> {
         let shutdown = CancellationToken::new();
-        let store = Arc::new(SqliteStore::open(&config.data_dir())?);
-        let hub = Arc::new(Hub::new(
-            store,
-            Arc::new(ShellAgent),
-            &config,
-            shutdown.clone(),
-        ));
+        let settings = EngineSettings {
+            env_deny: config.env_deny(),
+            max_running_tools: config.max_running_tools,
+            max_conversations: config.max_conversations,
+        };
+        let engine = Engine::open(store, Agents::builtin(), settings, shutdown.clone()).await?;
         Ok(AppState {
-            guard: Arc::new(security::Guard::new(&config)),
-            leptos: site::leptos_options(),
+            guard: Arc::new(http::Guard::new(&config)),
+            leptos: http::leptos_options(),
             config: Arc::new(config),
             shutdown,
-            conversations: Arc::new(Conversations::load(hub)?),
+            engine: Arc::new(engine),
         })
     }
-}
-
-/// The whole application: API routes, server-rendered pages and static files.
-pub fn app(state: AppState) -> Router {
-    let routes = generate_route_list(app::App);
-    let leptos = state.leptos.clone();
-    let data = app::data::ServerData(Arc::new(site::SiteData {
-        conversations: state.conversations.clone(),
-        config: state.config.clone(),
-    }));
-    Router::new()
-        .merge(api::routes())
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || leptos::prelude::provide_context(data.clone()),
-            move || app::shell(leptos.clone()),
-        )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
-            app::shell,
-        ))
-        .method_not_allowed_fallback(|| async {
-            AppError::Rejected(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method not allowed here".into(),
-            )
-        })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            security::protect,
-        ))
-        .with_state(state)
-}
-
-/// Serves `state` on `listener` until `shutdown` completes, then ends open streams
-/// and waits for in-flight requests to finish.
-pub async fn run(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    if let Ok(local) = listener.local_addr() {
-        state.guard.set_port(local.port());
-    }
-    let token = state.shutdown.clone();
-    let stopping = token.clone();
-    let conversations = state.conversations.clone();
-    let closing = conversations.clone();
-    let router = app(state);
-    let serve = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down");
-        // Close running turns while streams are still open, so connected clients
-        // receive the final `interrupted` results before their streams end.
-        closing.shutdown(SHUTDOWN_GRACE).await;
-        token.cancel();
-    })
-    .into_future();
-    // Open streams end on the token, but one whose client stopped reading is stuck
-    // in a write and never sees it; its connection would hold up the graceful
-    // shutdown forever. So connections get a bounded time to close.
-    let drain_deadline = async {
-        stopping.cancelled().await;
-        tokio::time::sleep(CONNECTION_GRACE).await;
-    };
-    let served = tokio::select! {
-        served = serve => served,
-        () = drain_deadline => {
-            tracing::warn!("some connections did not close in time; dropping them");
-            Ok(())
-        }
-    };
-    // Anything that started during the drain is closed too.
-    conversations.shutdown(SHUTDOWN_GRACE).await;
-    served
 }

@@ -28,7 +28,7 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let data_dir = config.data_dir();
-    let state = match AppState::open(config) {
+    let state = match AppState::open(config).await {
         Ok(state) => state,
         // A `DataDir` error already names the directory; the others do not.
         Err(err @ server::store::StoreError::DataDir { .. }) => {

@@ -10,11 +10,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use app::protocol::{Message, MessageType, RunStatus, ToolStatus};
-use clap::Parser;
-use server::Config;
-use server::agent::ShellAgent;
-use server::conversation::Conversation;
-use server::hub::{Conversations, Hub};
+use async_trait::async_trait;
+use server::agent::Agents;
+use server::engine::{Conversation, Engine, EngineSettings};
 use server::store::{
     AppendRow, ConversationRecord, Result, SqliteStore, Store, StoreError, StoredMessage,
 };
@@ -33,10 +31,13 @@ struct FlakyStore {
 }
 
 impl FlakyStore {
-    fn fails(&self, row: &AppendRow<'_>) -> bool {
+    fn fails(&self, row: &AppendRow) -> bool {
         match self.mode.load(Ordering::SeqCst) {
             FAIL_FULL_RESULTS => {
-                row.kind == MessageType::Tool && row.json.contains("\"start_time\"")
+                row.kind == MessageType::Tool
+                    && row
+                        .json_str()
+                        .is_ok_and(|json| json.contains("\"start_time\""))
             }
             FAIL_CLOSINGS => row.kind == MessageType::Tool || row.end_of_turn,
             _ => false,
@@ -44,75 +45,86 @@ impl FlakyStore {
     }
 }
 
+#[async_trait]
 impl Store for FlakyStore {
-    fn create_conversation(&self, record: &ConversationRecord) -> Result<()> {
-        self.inner.create_conversation(record)
+    async fn create_conversation(&self, record: &ConversationRecord) -> Result<()> {
+        self.inner.create_conversation(record).await
     }
-    fn update_conversation(&self, record: &ConversationRecord) -> Result<()> {
-        self.inner.update_conversation(record)
+    async fn update_conversation(&self, record: &ConversationRecord) -> Result<()> {
+        self.inner.update_conversation(record).await
     }
-    fn conversations(&self) -> Result<Vec<ConversationRecord>> {
-        self.inner.conversations()
+    async fn conversations(&self) -> Result<Vec<ConversationRecord>> {
+        self.inner.conversations().await
     }
-    fn append(&self, conversation: &str, rows: &[AppendRow<'_>]) -> Result<()> {
+    async fn append(&self, conversation: &str, rows: Vec<AppendRow>) -> Result<()> {
         if rows.iter().any(|row| self.fails(row)) {
-            return Err(StoreError::Corrupt(
+            return Err(StoreError::Backend(
                 "injected failure: no space left on device".into(),
             ));
         }
-        self.inner.append(conversation, rows)
+        self.inner.append(conversation, rows).await
     }
-    fn read(
+    async fn read(
         &self,
         conversation: &str,
         from: u64,
         end: u64,
         limit: usize,
     ) -> Result<Vec<StoredMessage>> {
-        self.inner.read(conversation, from, end, limit)
+        self.inner.read(conversation, from, end, limit).await
     }
-    fn message_count(&self, conversation: &str) -> Result<u64> {
-        self.inner.message_count(conversation)
+    async fn message_count(&self, conversation: &str) -> Result<u64> {
+        self.inner.message_count(conversation).await
     }
-    fn last_end_of_turn(&self, conversation: &str) -> Result<Option<u64>> {
-        self.inner.last_end_of_turn(conversation)
+    async fn last_end_of_turn(&self, conversation: &str) -> Result<Option<u64>> {
+        self.inner.last_end_of_turn(conversation).await
     }
-    fn read_kinds_after(
+    async fn read_kinds_after(
         &self,
         conversation: &str,
         after: Option<u64>,
         kinds: &[MessageType],
     ) -> Result<Vec<StoredMessage>> {
-        self.inner.read_kinds_after(conversation, after, kinds)
+        self.inner
+            .read_kinds_after(conversation, after, kinds)
+            .await
     }
 }
 
 struct Setup {
     store: Arc<FlakyStore>,
     conversation: Arc<Conversation>,
+    _engine: Engine,
     _dir: tempfile::TempDir,
 }
 
-fn setup() -> Setup {
+async fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Arc::new(FlakyStore {
         inner: SqliteStore::open(&dir.path().join("data")).expect("open the store"),
         mode: AtomicU8::new(OK),
     });
-    let config = Config::parse_from(["tether"]);
-    let hub = Arc::new(Hub::new(
+    let settings = EngineSettings {
+        env_deny: vec!["TETHER_*".into()],
+        max_running_tools: 16,
+        max_conversations: 16,
+    };
+    let engine = Engine::open(
         store.clone(),
-        Arc::new(ShellAgent),
-        &config,
+        Agents::builtin(),
+        settings,
         CancellationToken::new(),
-    ));
-    let conversations = Conversations::load(hub).expect("load");
-    let conversation = conversations
-        .create(dir.path(), None)
+    )
+    .await
+    .expect("load");
+    let conversation = engine
+        .create(dir.path(), None, None)
+        .await
         .expect("create a conversation");
     Setup {
         store,
         conversation,
+        _engine: engine,
         _dir: dir,
     }
 }
@@ -125,10 +137,11 @@ async fn chat_and_wait(conversation: &Conversation, command: &str) {
         .expect("the turn ends");
 }
 
-fn log(conversation: &Conversation) -> Vec<Message> {
+async fn log(conversation: &Conversation) -> Vec<Message> {
     let messages: Vec<Message> = conversation
         .log
         .read(0, u64::MAX, 100_000)
+        .await
         .expect("read the log")
         .iter()
         .map(|e| e.message().expect("a message"))
@@ -176,10 +189,10 @@ fn assert_every_call_closed(messages: &[Message]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_that_cannot_be_written_is_replaced_before_the_turn_closes() {
-    let s = setup();
+    let s = setup().await;
     s.store.mode.store(FAIL_FULL_RESULTS, Ordering::SeqCst);
     chat_and_wait(&s.conversation, "echo hi").await;
-    let messages = log(&s.conversation);
+    let messages = log(&s.conversation).await;
     assert_every_call_closed(&messages);
     let (_, call) = calls(&messages)[0].clone();
     let result = results(&messages, &call)[0];
@@ -204,10 +217,10 @@ async fn a_result_that_cannot_be_written_is_replaced_before_the_turn_closes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_appended_after_an_unclosed_turn_until_it_is_closed() {
-    let s = setup();
+    let s = setup().await;
     s.store.mode.store(FAIL_CLOSINGS, Ordering::SeqCst);
     chat_and_wait(&s.conversation, "echo one").await;
-    let open = log(&s.conversation);
+    let open = log(&s.conversation).await;
     assert!(
         !open.iter().any(|m| m.end_of_turn),
         "nothing could close the turn"
@@ -220,7 +233,7 @@ async fn nothing_is_appended_after_an_unclosed_turn_until_it_is_closed() {
         "a chat was accepted behind an unclosed turn"
     );
     assert_eq!(
-        log(&s.conversation).len(),
+        log(&s.conversation).await.len(),
         open.len(),
         "something was appended"
     );
@@ -228,7 +241,7 @@ async fn nothing_is_appended_after_an_unclosed_turn_until_it_is_closed() {
     // Once the store works again, the next chat closes the old turn first.
     s.store.mode.store(OK, Ordering::SeqCst);
     chat_and_wait(&s.conversation, "echo three").await;
-    let messages = log(&s.conversation);
+    let messages = log(&s.conversation).await;
     assert_every_call_closed(&messages);
     let all = calls(&messages);
     assert_eq!(all.len(), 2, "turn one and turn three ran");

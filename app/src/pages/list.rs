@@ -136,6 +136,7 @@ fn NewConversation() -> impl IntoView {
         let body = CreateConversation {
             cwd: Some(cwd.get_untracked()).filter(|c| !c.trim().is_empty()),
             title: Some(title.get_untracked()).filter(|t| !t.trim().is_empty()),
+            agent: None,
         };
         busy.set(true);
         error.set(None);

@@ -1,24 +1,37 @@
-//! The SQLite engine: one file in WAL mode, one writer connection and a few readers,
-//! so replaying streams never wait behind the writer.
+//! The SQLite engine: one file in WAL mode. Writes go to one connection owned by a
+//! dedicated writer thread, so commits never run on the async runtime's workers and
+//! never wait behind a lock there; reads use a few read-only connections on the
+//! blocking pool, so replaying streams never wait behind the writer.
 
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
 use app::protocol::MessageType;
+use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::oneshot;
 
 use super::{AppendRow, ConversationRecord, Result, Store, StoreError, StoredMessage};
 
 const READERS: usize = 4;
 
+/// A unit of work for the writer thread.
+type WriteJob = Box<dyn FnOnce(&mut Connection) + Send>;
+
 pub struct SqliteStore {
-    /// All writes go through this connection, one at a time.
-    writer: Mutex<Connection>,
-    /// Read-only connections, picked round-robin; WAL lets them read while the writer writes.
-    readers: Vec<Mutex<Connection>>,
+    /// Jobs for the writer thread, which owns the only writing connection and runs
+    /// them one at a time, in order. Dropping the store ends the thread.
+    writer: mpsc::Sender<WriteJob>,
+    /// Read-only connections; WAL lets them read while the writer writes.
+    readers: Arc<Readers>,
+}
+
+struct Readers {
+    /// Picked round-robin, preferring an idle one.
+    connections: Vec<Mutex<Connection>>,
     /// Which reader the next read tries first.
-    next_reader: AtomicUsize,
+    next: AtomicUsize,
 }
 
 const SCHEMA: &str = "
@@ -41,22 +54,34 @@ CREATE TABLE IF NOT EXISTS messages (
 ) WITHOUT ROWID;
 ";
 
+/// SQLite's errors become the backend-neutral kind, with SQLite's own words.
+fn backend(err: rusqlite::Error) -> StoreError {
+    StoreError::Backend(format!("database error: {err}"))
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) `tether.db` in `dir`.
+    /// Opens (creating if needed) `tether.db` in `dir`. Blocking: call it at start-up
+    /// or from the blocking pool.
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
             path: dir.display().to_string(),
             source,
         })?;
         let path = dir.join("tether.db");
-        let writer = Connection::open(&path)?;
+        let mut writer = Connection::open(&path).map_err(backend)?;
         // WAL + NORMAL: a committed message survives a crash of this process (kill -9);
         // only a power loss can take the last transactions.
-        writer.pragma_update(None, "journal_mode", "WAL")?;
-        writer.pragma_update(None, "synchronous", "NORMAL")?;
-        writer.busy_timeout(std::time::Duration::from_secs(5))?;
-        writer.execute_batch(SCHEMA)?;
-        let readers = (0..READERS)
+        writer
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        writer
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(backend)?;
+        writer
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
+        writer.execute_batch(SCHEMA).map_err(backend)?;
+        let connections = (0..READERS)
             .map(|_| {
                 let conn = Connection::open_with_flags(
                     &path,
@@ -65,34 +90,70 @@ impl SqliteStore {
                 conn.busy_timeout(std::time::Duration::from_secs(5))?;
                 Ok(Mutex::new(conn))
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(backend)?;
+        let (jobs, queue) = mpsc::channel::<WriteJob>();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                while let Ok(job) = queue.recv() {
+                    job(&mut writer);
+                }
+            })
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
-            writer: Mutex::new(writer),
-            readers,
-            next_reader: AtomicUsize::new(0),
+            writer: jobs,
+            readers: Arc::new(Readers {
+                connections,
+                next: AtomicUsize::new(0),
+            }),
         })
     }
 
-    fn with_writer<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let conn = self
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(f(&conn)?)
+    /// Runs `f` on the writer thread and waits for its answer without blocking the
+    /// runtime. If the caller goes away, the job still runs to its end.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        let job: WriteJob = Box::new(move |conn| {
+            let _ = reply.send(f(conn));
+        });
+        self.writer.send(job).map_err(|_| StoreError::Closed)?;
+        answer
+            .await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(backend)
     }
 
-    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+    /// Runs `f` on a read-only connection, on the blocking pool.
+    async fn read_with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || readers.with(f))
+            .await
+            .map_err(|e| StoreError::Backend(format!("a read failed: {e}")))?
+            .map_err(backend)
+    }
+}
+
+impl Readers {
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+        let n = self.connections.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
         // Prefer an idle reader; if all are busy, wait for the one whose turn it is.
-        for i in 0..self.readers.len() {
-            if let Ok(conn) = self.readers[(start + i) % self.readers.len()].try_lock() {
-                return Ok(f(&conn)?);
+        for i in 0..n {
+            if let Ok(conn) = self.connections[(start + i) % n].try_lock() {
+                return f(&conn);
             }
         }
-        let conn = self.readers[start % self.readers.len()]
+        let conn = self.connections[start % n]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(f(&conn)?)
+        f(&conn)
     }
 }
 
@@ -120,9 +181,11 @@ fn sql_idx(idx: u64) -> i64 {
     i64::try_from(idx).unwrap_or(i64::MAX)
 }
 
+#[async_trait]
 impl Store for SqliteStore {
-    fn create_conversation(&self, r: &ConversationRecord) -> Result<()> {
-        self.with_writer(|c| {
+    async fn create_conversation(&self, r: &ConversationRecord) -> Result<()> {
+        let r = r.clone();
+        self.write(move |c| {
             c.execute(
                 "INSERT INTO conversations (id, title, cwd, agent, first_message_index, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -130,10 +193,12 @@ impl Store for SqliteStore {
             )
             .map(|_| ())
         })
+        .await
     }
 
-    fn update_conversation(&self, r: &ConversationRecord) -> Result<()> {
-        self.with_writer(|c| {
+    async fn update_conversation(&self, r: &ConversationRecord) -> Result<()> {
+        let r = r.clone();
+        self.write(move |c| {
             c.execute(
                 "UPDATE conversations SET title = ?2, cwd = ?3, agent = ?4, first_message_index = ?5, updated_at = ?6
                  WHERE id = ?1",
@@ -141,49 +206,59 @@ impl Store for SqliteStore {
             )
             .map(|_| ())
         })
+        .await
     }
 
-    fn conversations(&self) -> Result<Vec<ConversationRecord>> {
-        self.with_reader(|c| {
+    async fn conversations(&self) -> Result<Vec<ConversationRecord>> {
+        self.read_with(|c| {
             let mut stmt = c.prepare(
                 "SELECT id, title, cwd, agent, first_message_index, created_at, updated_at
                  FROM conversations ORDER BY created_at",
             )?;
             stmt.query_map([], record_from_row)?.collect()
         })
+        .await
     }
 
-    fn append(&self, conversation: &str, rows: &[AppendRow<'_>]) -> Result<()> {
-        self.with_writer(|c| {
+    async fn append(&self, conversation: &str, rows: Vec<AppendRow>) -> Result<()> {
+        for row in &rows {
+            row.json_str()?;
+        }
+        let conversation = conversation.to_string();
+        self.write(move |c| {
             // One transaction for the lot: a flood's chunks then share one commit
             // (and one rewrite of the b-tree leaf) instead of paying for one each.
-            let tx = c.unchecked_transaction()?;
+            let tx = c.transaction()?;
             {
                 let mut stmt = tx.prepare_cached(
                     "INSERT INTO messages (conversation_id, idx, kind, end_of_turn, json) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?;
-                for row in rows {
+                for row in &rows {
+                    // Checked above; an empty string cannot happen.
+                    let json = std::str::from_utf8(&row.json).unwrap_or_default();
                     stmt.execute(params![
                         conversation,
                         sql_idx(row.idx),
                         row.kind.as_str(),
                         row.end_of_turn,
-                        row.json
+                        json
                     ])?;
                 }
             }
             tx.commit()
         })
+        .await
     }
 
-    fn read(
+    async fn read(
         &self,
         conversation: &str,
         from: u64,
         end: u64,
         limit: usize,
     ) -> Result<Vec<StoredMessage>> {
-        self.with_reader(|c| {
+        let conversation = conversation.to_string();
+        self.read_with(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT idx, json FROM messages WHERE conversation_id = ?1 AND idx >= ?2 AND idx < ?3
                  ORDER BY idx LIMIT ?4",
@@ -194,10 +269,12 @@ impl Store for SqliteStore {
             )?
             .collect()
         })
+        .await
     }
 
-    fn message_count(&self, conversation: &str) -> Result<u64> {
-        self.with_reader(|c| {
+    async fn message_count(&self, conversation: &str) -> Result<u64> {
+        let conversation = conversation.to_string();
+        self.read_with(move |c| {
             c.query_row(
                 "SELECT COALESCE(MAX(idx) + 1, 0) FROM messages WHERE conversation_id = ?1",
                 params![conversation],
@@ -205,10 +282,12 @@ impl Store for SqliteStore {
             )
             .map(|n| n as u64)
         })
+        .await
     }
 
-    fn last_end_of_turn(&self, conversation: &str) -> Result<Option<u64>> {
-        self.with_reader(|c| {
+    async fn last_end_of_turn(&self, conversation: &str) -> Result<Option<u64>> {
+        let conversation = conversation.to_string();
+        self.read_with(move |c| {
             c.query_row(
                 "SELECT MAX(idx) FROM messages WHERE conversation_id = ?1 AND end_of_turn = 1",
                 params![conversation],
@@ -217,9 +296,10 @@ impl Store for SqliteStore {
             .optional()
             .map(|v| v.flatten().map(|n| n as u64))
         })
+        .await
     }
 
-    fn read_kinds_after(
+    async fn read_kinds_after(
         &self,
         conversation: &str,
         after: Option<u64>,
@@ -232,10 +312,12 @@ impl Store for SqliteStore {
             "SELECT idx, json FROM messages WHERE conversation_id = ?1 AND idx >= ?2 AND kind IN ({}) ORDER BY idx",
             kinds.join(",")
         );
-        self.with_reader(|c| {
+        let conversation = conversation.to_string();
+        self.read_with(move |c| {
             let mut stmt = c.prepare(&sql)?;
             stmt.query_map(params![conversation, from], stored_from_row)?
                 .collect()
         })
+        .await
     }
 }

@@ -1,0 +1,41 @@
+//! The `shell` agent: every chat message is a bash command in a fresh terminal.
+
+use app::protocol::{Message, MessageType, ToolCall, ToolStatus};
+use async_trait::async_trait;
+
+use super::{Agent, Turn, TurnError};
+use crate::tools::Bash;
+
+pub struct ShellAgent;
+
+#[async_trait]
+impl Agent for ShellAgent {
+    fn name(&self) -> &str {
+        "shell"
+    }
+
+    fn description(&self) -> &str {
+        "Runs each message as a bash command in a terminal"
+    }
+
+    async fn run_turn(&self, turn: &Turn, message: &str) -> Result<String, TurnError> {
+        let tool = Bash {
+            command: message.to_string(),
+        };
+        let tool_call_id = Turn::new_tool_call_id();
+        let mut call = Message::new(MessageType::Agent, "");
+        call.tool_calls = vec![ToolCall {
+            name: crate::tools::Tool::name(&tool).to_string(),
+            input: crate::tools::Tool::input(&tool),
+            tool_call_id: tool_call_id.clone(),
+        }];
+        turn.append(call).await?;
+        let outcome = turn.run_tool(&tool_call_id, &tool).await?;
+        Ok(match outcome.status {
+            ToolStatus::Completed => "Command completed.".to_string(),
+            ToolStatus::Error => format!("Command failed: {}.", outcome.summary),
+            ToolStatus::Cancelled => "Command cancelled.".to_string(),
+            ToolStatus::Interrupted => "Command interrupted.".to_string(),
+        })
+    }
+}

@@ -1,0 +1,190 @@
+//! The engine: every conversation, each with its queue of chat messages and the
+//! worker that runs its turns one after another, crash recovery, and shutdown.
+//! Requests from any transport land here; the engine never speaks HTTP.
+
+mod conversation;
+mod error;
+mod git;
+mod recovery;
+mod shared;
+mod worker;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use app::protocol::{AgentInfo, ConversationSummary, ToolStatus};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub use conversation::{Conversation, StopInfo};
+pub use error::EngineError;
+
+use crate::agent::{Agents, DEFAULT_AGENT};
+use crate::log::now_rfc3339;
+use crate::store::{ConversationRecord, Store, StoreError};
+use crate::tools::{EnvPolicy, ToolSlots, Toolbox};
+use shared::Shared;
+
+/// The engine's settings, taken from the server's flags.
+pub struct EngineSettings {
+    /// Variable patterns tool processes must not inherit (`NAME` or `PREFIX*`).
+    pub env_deny: Vec<String>,
+    /// Tool calls allowed to run at once across conversations.
+    pub max_running_tools: usize,
+    /// The most conversations that may exist.
+    pub max_conversations: usize,
+}
+
+pub struct Engine {
+    /// What every conversation shares.
+    shared: Arc<Shared>,
+    /// Every conversation by id, loaded at start (their logs stay in the store); a
+    /// std lock, held only to look up or insert.
+    map: RwLock<HashMap<String, Arc<Conversation>>>,
+    /// Serializes creation, so concurrent creates cannot overshoot the limit.
+    creating: tokio::sync::Mutex<()>,
+    /// The most conversations that may exist.
+    max_conversations: usize,
+}
+
+impl Engine {
+    /// Loads every stored conversation, closes turns a crash left open, and starts
+    /// their workers. Must be called inside a tokio runtime.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        agents: Agents,
+        settings: EngineSettings,
+        shutdown: CancellationToken,
+    ) -> Result<Self, StoreError> {
+        let toolbox = Arc::new(Toolbox {
+            slots: ToolSlots::new(settings.max_running_tools),
+            env: EnvPolicy::from_patterns(&settings.env_deny),
+        });
+        let shared = Arc::new(Shared::new(store, agents, toolbox, shutdown));
+        let mut map = HashMap::new();
+        for record in shared.store.conversations().await? {
+            let id = record.id.clone();
+            map.insert(id, Conversation::open(record, shared.clone()).await?);
+        }
+        Ok(Engine {
+            shared,
+            map: RwLock::new(map),
+            creating: tokio::sync::Mutex::new(()),
+            max_conversations: settings.max_conversations,
+        })
+    }
+
+    pub fn get(&self, id: &str) -> Result<Arc<Conversation>, EngineError> {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+            .ok_or_else(|| EngineError::NotFound(format!("no conversation with id {id:?}")))
+    }
+
+    pub fn all(&self) -> Vec<Arc<Conversation>> {
+        let mut all: Vec<_> = self
+            .map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// Summaries, most recently active first.
+    pub fn summaries(&self) -> Vec<ConversationSummary> {
+        let mut list: Vec<_> = self.all().iter().map(|c| c.summary()).collect();
+        list.sort_by(|a, b| {
+            b.updated_at
+                .cmp(&a.updated_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        list
+    }
+
+    /// The agents conversations can be created with.
+    pub fn agents(&self) -> Vec<AgentInfo> {
+        self.shared.agents.list()
+    }
+
+    /// Creates a conversation in `cwd` run by `agent` (the default agent if `None`).
+    pub async fn create(
+        &self,
+        cwd: &Path,
+        title: Option<String>,
+        agent: Option<String>,
+    ) -> Result<Arc<Conversation>, EngineError> {
+        let agent = agent
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| DEFAULT_AGENT.to_string());
+        if self.shared.agents.get(&agent).is_none() {
+            return Err(EngineError::Invalid(format!(
+                "unknown agent {agent:?}; this server offers: {}",
+                self.shared.agents.names().join(", ")
+            )));
+        }
+        let _creating = self.creating.lock().await;
+        let count = self.map.read().unwrap_or_else(|p| p.into_inner()).len();
+        if count >= self.max_conversations {
+            return Err(EngineError::TooMany(format!(
+                "the limit of {} conversations is reached",
+                self.max_conversations
+            )));
+        }
+        let now = now_rfc3339();
+        let record = ConversationRecord {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            title: title.map(|t| t.trim().to_string()).unwrap_or_default(),
+            cwd: cwd.display().to_string(),
+            agent,
+            first_message_index: 0,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        self.shared.store.create_conversation(&record).await?;
+        let conversation = Conversation::open(record, self.shared.clone()).await?;
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(conversation.id.clone(), conversation.clone());
+        self.shared.notify_changed();
+        Ok(conversation)
+    }
+
+    /// A receiver that sees any conversation's summary change.
+    pub fn subscribe_changes(&self) -> watch::Receiver<u64> {
+        self.shared.subscribe_changes()
+    }
+
+    /// Cancelled when the server shuts down.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shared.shutdown.clone()
+    }
+
+    /// Stops every running turn, marking its tool calls `interrupted`, and waits
+    /// (boundedly) for the results to be logged.
+    pub async fn shutdown(&self, wait: Duration) {
+        self.shared.start_closing();
+        let all = self.all();
+        for conversation in &all {
+            let _ = conversation.stop_turn(StopInfo {
+                reason: "the server is shutting down".into(),
+                dropped: 0,
+                status: ToolStatus::Interrupted,
+            });
+        }
+        let waits = all.iter().map(|c| c.wait_idle(wait));
+        for result in futures::future::join_all(waits).await {
+            if let Err(err) = result {
+                tracing::warn!(%err, "a turn did not stop before shutdown; it will be closed on the next start");
+            }
+        }
+    }
+}

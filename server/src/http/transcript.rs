@@ -1,0 +1,116 @@
+//! Downloads: the whole conversation as JSON, or as a plain-text transcript.
+
+use std::fmt::Write as _;
+
+use app::ansi::Terminal;
+use app::protocol::{Message, MessageType};
+
+use super::error::AppError;
+use crate::engine::Conversation;
+use crate::log::Entry;
+
+const PAGE: usize = 10_000;
+
+/// Calls `each` for every message in order, a page at a time.
+async fn for_each_entry(
+    conversation: &Conversation,
+    mut each: impl FnMut(&Entry) -> Result<(), AppError>,
+) -> Result<(), AppError> {
+    let mut cursor = 0;
+    loop {
+        let page = conversation.log.read(cursor, u64::MAX, PAGE).await?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        cursor = last.idx + 1;
+        for entry in &page {
+            each(entry)?;
+        }
+    }
+}
+
+/// `{"state": {...}, "messages": [...]}` with the messages exactly as streamed.
+pub async fn json(conversation: &Conversation) -> Result<String, AppError> {
+    let state = serde_json::to_string(&conversation.state())
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let mut out = format!("{{\"state\":{state},\"messages\":[");
+    let mut first = true;
+    for_each_entry(conversation, |entry| {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(entry.json());
+        Ok(())
+    })
+    .await?;
+    out.push_str("]}");
+    Ok(out)
+}
+
+/// A readable transcript: terminal output as it would look on screen, escapes removed.
+pub async fn text(conversation: &Conversation) -> Result<String, AppError> {
+    let state = conversation.state();
+    let mut out = format!(
+        "# {}\n# {} on {}\n\n",
+        state.title, state.working_dir, state.hostname
+    );
+    // Output of the tool call being rendered; flushed when its result arrives.
+    let mut screen: Option<Terminal> = None;
+    for_each_entry(conversation, |entry| {
+        let m: Message = entry.message()?;
+        if m.kind != MessageType::ToolOutput
+            && let Some(term) = screen.take()
+        {
+            push_output(&mut out, &term);
+        }
+        let _ = match m.kind {
+            MessageType::User => writeln!(out, "[{}] you: {}", m.timestamp, m.content),
+            MessageType::Agent => {
+                for call in &m.tool_calls {
+                    let command = call
+                        .input
+                        .get("command")
+                        .and_then(|c| c.as_str())
+                        .unwrap_or_default();
+                    let _ = writeln!(out, "[{}] {} $ {}", m.timestamp, call.name, command);
+                }
+                if m.content.is_empty() {
+                    Ok(())
+                } else {
+                    writeln!(out, "[{}] agent: {}", m.timestamp, m.content)
+                }
+            }
+            MessageType::ToolOutput => {
+                screen
+                    .get_or_insert_with(|| Terminal::with_max_lines(usize::MAX))
+                    .feed(&m.content);
+                Ok(())
+            }
+            MessageType::Tool => writeln!(
+                out,
+                "[{}] tool {}: {} ({})",
+                m.timestamp,
+                m.tool_call_id.as_deref().unwrap_or("?"),
+                m.status.map(|s| s.as_str()).unwrap_or("?"),
+                m.content
+            ),
+            MessageType::Error => writeln!(out, "[{}] error: {}", m.timestamp, m.content),
+            MessageType::Restart => writeln!(out, "\n[{}] ---- {} ----\n", m.timestamp, m.content),
+        };
+        Ok(())
+    })
+    .await?;
+    if let Some(term) = screen.take() {
+        push_output(&mut out, &term);
+    }
+    Ok(out)
+}
+
+fn push_output(out: &mut String, term: &Terminal) {
+    let text = term.plain_text();
+    out.push_str(&text);
+    if !text.ends_with('\n') {
+        out.push('\n');
+    }
+}

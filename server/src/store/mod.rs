@@ -1,0 +1,100 @@
+//! Durable storage for conversations and their message logs, behind one async,
+//! backend-neutral trait: nothing above this module knows which engine holds the data.
+//!
+//! The log module is the only caller for messages: it assigns indexes and keeps the
+//! in-memory tail; a store only has to persist and read back. One implementation per
+//! engine (today `SqliteStore`).
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use app::protocol::MessageType;
+use async_trait::async_trait;
+use bytes::Bytes;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The engine refused or failed the operation (disk full, I/O error, locked...).
+    #[error("storage error: {0}")]
+    Backend(String),
+    #[error("cannot open the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The store stopped (its writer is gone); nothing more can be written.
+    #[error("the store is closed")]
+    Closed,
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The persistent part of a conversation's metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversationRecord {
+    pub id: String,
+    pub title: String,
+    pub cwd: String,
+    /// The name of the agent that runs this conversation's turns.
+    pub agent: String,
+    pub first_message_index: u64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A message as stored: its index and serialized JSON.
+#[derive(Clone, Debug)]
+pub struct StoredMessage {
+    pub idx: u64,
+    pub json: String,
+}
+
+/// What a store keeps of a message: its index, what indexes it, and its JSON.
+#[derive(Clone, Debug)]
+pub struct AppendRow {
+    pub idx: u64,
+    pub kind: MessageType,
+    pub end_of_turn: bool,
+    /// UTF-8 JSON, shared with the log's rendered frame rather than copied.
+    pub json: Bytes,
+}
+
+impl AppendRow {
+    /// The JSON as text; the log only ever builds rows from serialized JSON.
+    pub fn json_str(&self) -> Result<&str> {
+        std::str::from_utf8(&self.json)
+            .map_err(|_| StoreError::Corrupt(format!("message {} is not UTF-8", self.idx)))
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn create_conversation(&self, record: &ConversationRecord) -> Result<()>;
+    async fn update_conversation(&self, record: &ConversationRecord) -> Result<()>;
+    async fn conversations(&self) -> Result<Vec<ConversationRecord>>;
+    /// Appends messages with consecutive indexes, the first being the next index of
+    /// that conversation: all of them or, on error, none.
+    async fn append(&self, conversation: &str, rows: Vec<AppendRow>) -> Result<()>;
+    /// Messages with `from <= idx < end`, in order, at most `limit` of them.
+    async fn read(
+        &self,
+        conversation: &str,
+        from: u64,
+        end: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>>;
+    /// How many messages the conversation has (its next index).
+    async fn message_count(&self, conversation: &str) -> Result<u64>;
+    /// The index of the last message marked `end_of_turn`, if any.
+    async fn last_end_of_turn(&self, conversation: &str) -> Result<Option<u64>>;
+    /// Messages after `after` (all if `None`) whose type is one of `kinds`.
+    async fn read_kinds_after(
+        &self,
+        conversation: &str,
+        after: Option<u64>,
+        kinds: &[MessageType],
+    ) -> Result<Vec<StoredMessage>>;
+}

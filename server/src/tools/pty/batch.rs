@@ -1,0 +1,193 @@
+//! The batcher between a PTY's reader thread and its consumer: decodes bytes into
+//! text, cuts it into UTF-8-safe pieces and decides when a batch goes out (at once
+//! for interactive output, within a bounded window during a flood).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::{ExitInfo, Phase, PtyEvent, Shared};
+use crate::tools::chunk::{MAX_CHUNK_CHARS, Utf8Decoder, split_chars};
+
+/// Maximum time pending output may wait while more keeps arriving.
+pub(super) const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+/// A read this long after the previous one, with nothing pending, starts interactive
+/// output (a prompt, a line every few ms): it goes out at once rather than waiting
+/// for the flood window. Back-to-back reads inside a flood come much closer together.
+pub(super) const QUIET_GAP: Duration = Duration::from_millis(2);
+/// Interactive flushes are still spaced this far apart, so a reader starved under
+/// load (whose reads then look "quiet") cannot turn a flood into tiny messages.
+pub(super) const MIN_FLUSH_GAP: Duration = Duration::from_millis(5);
+/// How long after the child exits we keep waiting for the PTY to reach EOF
+/// before assuming a background grandchild is holding it open.
+pub(super) const EOF_GRACE: Duration = Duration::from_secs(2);
+/// How long to wait for EOF after SIGKILLing the group before giving up.
+pub(super) const EOF_AFTER_KILL: Duration = Duration::from_secs(1);
+
+/// Text decoded but not yet sent, with its char count tracked incrementally
+/// so floods don't cost a rescan per read.
+#[derive(Default)]
+struct Pending {
+    text: String,
+    chars: usize,
+}
+
+impl Pending {
+    fn decode(&mut self, dec: &mut Utf8Decoder, bytes: &[u8]) {
+        let start = self.text.len();
+        dec.push(bytes, &mut self.text);
+        self.chars += self.text[start..].chars().count();
+    }
+
+    fn finish(&mut self, dec: &mut Utf8Decoder) {
+        let start = self.text.len();
+        dec.finish(&mut self.text);
+        self.chars += self.text[start..].chars().count();
+    }
+}
+
+struct Emitter {
+    tx: mpsc::Sender<PtyEvent>,
+    consumer_gone: bool,
+}
+
+impl Emitter {
+    async fn send(&mut self, ev: PtyEvent) {
+        // If the consumer went away we keep draining the PTY anyway: stopping
+        // would leave the child blocked on a full terminal forever.
+        if !self.consumer_gone && self.tx.send(ev).await.is_err() {
+            self.consumer_gone = true;
+        }
+    }
+
+    /// Sends all pending text, or with `only_full` just the complete
+    /// `MAX_CHUNK_CHARS` pieces, keeping the tail for later.
+    async fn flush(&mut self, pending: &mut Pending, only_full: bool) {
+        if pending.chars == 0 {
+            return;
+        }
+        let text = std::mem::take(&mut pending.text);
+        let total = pending.chars;
+        pending.chars = 0;
+        let mut sent_chars = 0;
+        let mut pieces = split_chars(&text, MAX_CHUNK_CHARS).peekable();
+        while let Some(piece) = pieces.next() {
+            let last = pieces.peek().is_none();
+            if only_full && last && total - sent_chars < MAX_CHUNK_CHARS {
+                pending.text.push_str(piece);
+                pending.chars = total - sent_chars;
+                break;
+            }
+            sent_chars += MAX_CHUNK_CHARS.min(total - sent_chars);
+            self.send(PtyEvent::Output(piece.to_owned())).await;
+        }
+    }
+}
+
+pub(super) async fn batch_loop(
+    shared: Arc<Shared>,
+    mut raw_rx: mpsc::Receiver<Vec<u8>>,
+    mut exit_rx: oneshot::Receiver<ExitInfo>,
+    event_tx: mpsc::Sender<PtyEvent>,
+) {
+    let mut emitter = Emitter {
+        tx: event_tx,
+        consumer_gone: false,
+    };
+    let mut decoder = Utf8Decoder::new();
+    let mut pending = Pending::default();
+    // Starts "long ago" so the very first output goes out immediately.
+    let mut last_flush: Option<Instant> = None;
+    let mut eof = false;
+    let mut exit: Option<ExitInfo> = None;
+    let mut eof_deadline: Option<Instant> = None;
+    let mut killed_for_eof = false;
+    // When the previous read arrived, and how long the current batch may wait after
+    // the last flush: short for interactive output, the flood window otherwise.
+    let mut last_read: Option<Instant> = None;
+    let mut window = FLUSH_INTERVAL;
+
+    loop {
+        if eof && exit.is_some() {
+            break;
+        }
+        let flush_at = last_flush.map_or_else(Instant::now, |t| t + window);
+        let far_future = Instant::now() + Duration::from_secs(3600);
+
+        tokio::select! {
+            msg = raw_rx.recv(), if !eof => match msg {
+                Some(bytes) => {
+                    let now = Instant::now();
+                    if pending.chars == 0 {
+                        let quiet = last_read.is_none_or(|t| now - t >= QUIET_GAP);
+                        window = if quiet { MIN_FLUSH_GAP } else { FLUSH_INTERVAL };
+                    }
+                    last_read = Some(now);
+                    pending.decode(&mut decoder, &bytes);
+                    // Take everything already queued before deciding, so a
+                    // flood yields a few large messages instead of many tiny
+                    // ones. Stop once a full piece is ready so memory stays
+                    // bounded and the consumer's backpressure applies.
+                    while pending.chars < MAX_CHUNK_CHARS {
+                        match raw_rx.try_recv() {
+                            Ok(more) => pending.decode(&mut decoder, &more),
+                            Err(mpsc::error::TryRecvError::Empty) => break,
+                            Err(mpsc::error::TryRecvError::Disconnected) => {
+                                eof = true;
+                                break;
+                            }
+                        }
+                    }
+                }
+                None => eof = true,
+            },
+            res = &mut exit_rx, if exit.is_none() => {
+                exit = Some(res.unwrap_or(ExitInfo { exit_code: None, signal: None }));
+                eof_deadline = Some(Instant::now() + EOF_GRACE);
+            },
+            _ = tokio::time::sleep_until(flush_at), if pending.chars > 0 => {},
+            _ = tokio::time::sleep_until(eof_deadline.unwrap_or(far_future)),
+                if eof_deadline.is_some() && !eof =>
+            {
+                if killed_for_eof {
+                    tracing::warn!(pid = shared.pid, "pty never reached EOF; giving up");
+                    break;
+                }
+                // Something in the group (e.g. `sleep 1000 &`) still holds
+                // the terminal open after the main process exited.
+                tracing::debug!(pid = shared.pid, "no EOF after exit; killing process group");
+                if let Err(e) = shared.signal_group(Signal::SIGKILL) {
+                    tracing::warn!(pid = shared.pid, error = %e, "killpg failed");
+                }
+                killed_for_eof = true;
+                eof_deadline = Some(Instant::now() + EOF_AFTER_KILL);
+            },
+        }
+
+        if pending.chars >= MAX_CHUNK_CHARS {
+            emitter.flush(&mut pending, true).await;
+            last_flush = Some(Instant::now());
+        }
+        let due = last_flush.is_none_or(|t| t.elapsed() >= window);
+        if pending.chars > 0 && due {
+            emitter.flush(&mut pending, false).await;
+            last_flush = Some(Instant::now());
+        }
+    }
+
+    // Dropping the receiver unblocks a reader stuck in `blocking_send`; one
+    // stuck in `read` on a terminal still held open leaks until that holder
+    // exits, which we cannot avoid without closing its fd under it.
+    drop(raw_rx);
+    pending.finish(&mut decoder);
+    emitter.flush(&mut pending, false).await;
+    shared.advance(Phase::Finished);
+    let info = exit.unwrap_or(ExitInfo {
+        exit_code: None,
+        signal: None,
+    });
+    emitter.send(PtyEvent::Exited(info)).await;
+}
