@@ -30,6 +30,7 @@ pub use tools::chunk;
 use crate::agent::Agents;
 use crate::engine::{Engine, EngineSettings};
 use crate::store::{SqliteStore, Store, StoreError};
+use crate::tools::Toolbox;
 
 impl AppState {
     /// Opens the store under the data directory and loads every conversation.
@@ -45,12 +46,12 @@ impl AppState {
     /// Like `open`, on a store of the caller's choosing.
     pub async fn with_store(config: Config, store: Arc<dyn Store>) -> Result<Self, StoreError> {
         let shutdown = CancellationToken::new();
+        let toolbox = Toolbox::new(config.max_running_tools, &config.env_deny());
         let settings = EngineSettings {
-            env_deny: config.env_deny(),
-            max_running_tools: config.max_running_tools,
             max_conversations: config.max_conversations,
         };
-        let engine = Engine::open(store, Agents::builtin(), settings, shutdown.clone()).await?;
+        let agents = Agents::builtin(toolbox);
+        let engine = Engine::open(store, agents, settings, shutdown.clone()).await?;
         Ok(AppState {
             guard: Arc::new(http::Guard::new(&config)),
             leptos: http::leptos_options(),

@@ -13,6 +13,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use server::agent::{Agent, Agents, Turn, TurnError};
 use server::engine::{Engine, EngineSettings};
+use server::tools::Toolbox;
 use server::store::SqliteStore;
 use tokio_util::sync::CancellationToken;
 
@@ -93,11 +94,9 @@ impl Agent for Mirror {
 async fn each_conversation_runs_its_own_agent() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Arc::new(SqliteStore::open(&dir.path().join("data")).expect("open the store"));
-    let mut agents = Agents::builtin();
+    let mut agents = Agents::builtin(Toolbox::new(16, &["TETHER_*".into()]));
     agents.add(Arc::new(Mirror));
     let settings = EngineSettings {
-        env_deny: vec!["TETHER_*".into()],
-        max_running_tools: 16,
         max_conversations: 16,
     };
     let engine = Engine::open(store, agents, settings, CancellationToken::new())

@@ -13,6 +13,7 @@ use app::protocol::{Message, MessageType, RunStatus, ToolStatus};
 use async_trait::async_trait;
 use server::agent::Agents;
 use server::engine::{Conversation, Engine, EngineSettings};
+use server::tools::Toolbox;
 use server::store::{
     AppendRow, ConversationRecord, Result, SqliteStore, Store, StoreError, StoredMessage,
 };
@@ -105,13 +106,11 @@ async fn setup() -> Setup {
         mode: AtomicU8::new(OK),
     });
     let settings = EngineSettings {
-        env_deny: vec!["TETHER_*".into()],
-        max_running_tools: 16,
         max_conversations: 16,
     };
     let engine = Engine::open(
         store.clone(),
-        Agents::builtin(),
+        Agents::builtin(Toolbox::new(16, &["TETHER_*".into()])),
         settings,
         CancellationToken::new(),
     )

@@ -17,6 +17,9 @@ use app::protocol::AgentInfo;
 use async_trait::async_trait;
 
 pub use session::{InputError, Session};
+
+use crate::log::Log;
+use crate::tools::Toolbox;
 pub use shell::ShellAgent;
 pub use turn::{Turn, TurnError};
 
@@ -36,19 +39,33 @@ pub trait Agent: Send + Sync + 'static {
     async fn run_turn(&self, turn: &Turn, message: &str) -> Result<String, TurnError>;
 }
 
-/// The agents this server offers, by name.
+/// The agents this server offers, by name, and the tools they share.
 pub struct Agents {
     by_name: BTreeMap<String, Arc<dyn Agent>>,
+    /// Limits and environment policy for every tool any agent runs.
+    toolbox: Arc<Toolbox>,
 }
 
 impl Agents {
-    /// The agents built into Tether.
-    pub fn builtin() -> Self {
+    /// The agents built into Tether, running their tools with `toolbox`.
+    pub fn builtin(toolbox: Arc<Toolbox>) -> Self {
         let mut agents = Agents {
             by_name: BTreeMap::new(),
+            toolbox,
         };
         agents.add(Arc::new(ShellAgent));
         agents
+    }
+
+    /// A conversation's seat at the agent named `agent` (see `resolve`), writing
+    /// to `log`; `on_change` is called when its running tool calls change.
+    pub fn session(
+        &self,
+        agent: &str,
+        log: Arc<Log>,
+        on_change: impl Fn() + Send + Sync + 'static,
+    ) -> Session {
+        Session::new(self.resolve(agent), self.toolbox.clone(), log, on_change)
     }
 
     pub fn add(&mut self, agent: Arc<dyn Agent>) {

@@ -93,12 +93,9 @@ impl Conversation {
                 shared.notify_changed();
             }
         };
-        let session = Session::new(
-            shared.agents.resolve(&record.agent),
-            shared.toolbox.clone(),
-            log.clone(),
-            on_tools_changed,
-        );
+        let session = shared
+            .agents
+            .session(&record.agent, log.clone(), on_tools_changed);
         let conversation = Arc::new(Conversation {
             id: record.id.clone(),
             log,

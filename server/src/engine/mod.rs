@@ -24,15 +24,10 @@ pub use error::EngineError;
 use crate::agent::{Agents, DEFAULT_AGENT};
 use crate::log::now_rfc3339;
 use crate::store::{ConversationRecord, Store, StoreError};
-use crate::tools::{EnvPolicy, ToolSlots, Toolbox};
 use shared::Shared;
 
 /// The engine's settings, taken from the server's flags.
 pub struct EngineSettings {
-    /// Variable patterns tool processes must not inherit (`NAME` or `PREFIX*`).
-    pub env_deny: Vec<String>,
-    /// Tool calls allowed to run at once across conversations.
-    pub max_running_tools: usize,
     /// The most conversations that may exist.
     pub max_conversations: usize,
 }
@@ -58,11 +53,7 @@ impl Engine {
         settings: EngineSettings,
         shutdown: CancellationToken,
     ) -> Result<Self, StoreError> {
-        let toolbox = Arc::new(Toolbox {
-            slots: ToolSlots::new(settings.max_running_tools),
-            env: EnvPolicy::from_patterns(&settings.env_deny),
-        });
-        let shared = Arc::new(Shared::new(store, agents, toolbox, shutdown));
+        let shared = Arc::new(Shared::new(store, agents, shutdown));
         let mut map = HashMap::new();
         for record in shared.store.conversations().await? {
             let id = record.id.clone();

@@ -8,15 +8,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::Agents;
 use crate::store::Store;
-use crate::tools::Toolbox;
 
 pub struct Shared {
     /// Where conversations and their logs are persisted.
     pub store: Arc<dyn Store>,
     /// The agents conversations can choose.
     pub agents: Agents,
-    /// Tool limits and environment policy.
-    pub toolbox: Arc<Toolbox>,
     /// This machine's name, for the state.
     pub hostname: String,
     /// Cancelled when the server shuts down; workers and streams end on it.
@@ -28,12 +25,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(
-        store: Arc<dyn Store>,
-        agents: Agents,
-        toolbox: Arc<Toolbox>,
-        shutdown: CancellationToken,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, agents: Agents, shutdown: CancellationToken) -> Self {
         let hostname = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
@@ -41,7 +33,6 @@ impl Shared {
         Shared {
             store,
             agents,
-            toolbox,
             hostname,
             shutdown,
             changed: watch::Sender::new(0),

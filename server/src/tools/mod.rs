@@ -68,6 +68,17 @@ pub struct Toolbox {
     pub env: EnvPolicy,
 }
 
+impl Toolbox {
+    /// At most `max_running` calls at once; `env_deny` names variables (`NAME` or
+    /// `PREFIX*`) no tool process inherits.
+    pub fn new(max_running: usize, env_deny: &[String]) -> Arc<Self> {
+        Arc::new(Toolbox {
+            slots: ToolSlots::new(max_running),
+            env: EnvPolicy::from_patterns(env_deny),
+        })
+    }
+}
+
 /// Where and how one conversation runs its tools during one turn.
 #[derive(Clone)]
 pub struct ToolContext {
