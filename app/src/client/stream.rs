@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use leptos::prelude::*;
 
-use crate::data::ClientSettings;
+use crate::watchdog::ClientSettings;
 
 /// What the connection indicator shows.
 #[derive(Clone, Copy, Debug, PartialEq)]
