@@ -18,23 +18,9 @@ pub struct Snapshot {
     pub messages: Vec<Message>,
 }
 
-/// Client behaviour the server configures (tests shorten the watchdog).
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
-pub struct ClientSettings {
-    /// A stream with no event for this long is considered dead.
-    pub watchdog_ms: f64,
-    /// How often the watchdog looks.
-    pub watchdog_check_ms: f64,
-}
-
-impl Default for ClientSettings {
-    fn default() -> Self {
-        ClientSettings {
-            watchdog_ms: crate::watchdog::TIMEOUT_MS,
-            watchdog_check_ms: crate::watchdog::CHECK_INTERVAL_MS,
-        }
-    }
-}
+// Defined beside the watchdog it configures, so that `client` need not depend on
+// this module; the server takes it from here.
+pub use crate::watchdog::ClientSettings;
 
 /// A snapshot being read on the server (older messages may come from its store).
 #[cfg(feature = "ssr")]

@@ -2,11 +2,31 @@
 //! proxy can leave an EventSource/WebSocket "open" forever, so the server
 //! sends heartbeats and the UI reconnects when nothing arrives for too long.
 
+use serde::{Deserialize, Serialize};
+
 /// How often the UI should call [`Watchdog::is_stale`].
 pub const CHECK_INTERVAL_MS: f64 = 5_000.0;
 /// Silence after which the connection is presumed dead. Generous compared to
 /// the heartbeat period so a busy tab or slow network doesn't flap.
 pub const TIMEOUT_MS: f64 = 90_000.0;
+
+/// Client behaviour the server configures (tests shorten the watchdog).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ClientSettings {
+    /// A stream with no event for this long is considered dead.
+    pub watchdog_ms: f64,
+    /// How often the watchdog looks.
+    pub watchdog_check_ms: f64,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            watchdog_ms: TIMEOUT_MS,
+            watchdog_check_ms: CHECK_INTERVAL_MS,
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Watchdog {

@@ -1,42 +1,33 @@
-//! `fetch` with JSON in and out, and the server's `{"error"}` bodies as messages.
+//! JSON over HTTP (gloo-net's `fetch`), with the server's `{"error"}` bodies as messages.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// The status and body text of the answer to a GET, or to a POST of `body` as JSON.
+/// The body is read as text, not with `Response::json`, because an error's body
+/// is not the type the caller asked for: `check` makes the message out of it.
 #[cfg(feature = "hydrate")]
-async fn request(method: &str, url: &str, body: Option<String>) -> Result<(u16, String), String> {
-    use wasm_bindgen::JsCast;
-    use wasm_bindgen_futures::JsFuture;
+async fn request<B: Serialize>(url: &str, body: Option<&B>) -> Result<(u16, String), String> {
+    use gloo_net::http::Request;
 
-    let window = web_sys::window().ok_or("no window")?;
-    let init = web_sys::RequestInit::new();
-    init.set_method(method);
-    if let Some(body) = body {
-        let headers = web_sys::Headers::new().map_err(|_| "cannot build headers")?;
-        headers
-            .set("content-type", "application/json")
-            .map_err(|_| "cannot set a header")?;
-        init.set_headers(&headers);
-        init.set_body(&wasm_bindgen::JsValue::from_str(&body));
+    let request = match body {
+        Some(body) => Request::post(url).json(body),
+        None => Request::get(url).build(),
     }
-    let response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
+    .map_err(|e| e.to_string())?;
+    let response = request
+        .send()
         .await
         .map_err(|_| "the server cannot be reached".to_string())?;
-    let response: web_sys::Response = response.dyn_into().map_err(|_| "not a response")?;
-    let text = JsFuture::from(response.text().map_err(|_| "cannot read the response")?)
+    let text = response
+        .text()
         .await
-        .map_err(|_| "cannot read the response".to_string())?
-        .as_string()
-        .unwrap_or_default();
+        .map_err(|_| "cannot read the response".to_string())?;
     Ok((response.status(), text))
 }
 
 #[cfg(not(feature = "hydrate"))]
-async fn request(
-    _method: &str,
-    _url: &str,
-    _body: Option<String>,
-) -> Result<(u16, String), String> {
+async fn request<B: Serialize>(_url: &str, _body: Option<&B>) -> Result<(u16, String), String> {
     Err("not in a browser".into())
 }
 
@@ -52,11 +43,11 @@ fn check(status: u16, text: String) -> Result<String, String> {
 
 /// The HTTP status alone (for "is the conversation gone?").
 pub async fn status(url: &str) -> Result<u16, String> {
-    request("GET", url, None).await.map(|(status, _)| status)
+    request::<()>(url, None).await.map(|(status, _)| status)
 }
 
 pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, String> {
-    let (status, text) = request("GET", url, None).await?;
+    let (status, text) = request::<()>(url, None).await?;
     serde_json::from_str(&check(status, text)?).map_err(|e| format!("unexpected response: {e}"))
 }
 
@@ -64,7 +55,27 @@ pub async fn post_json<B: Serialize, T: DeserializeOwned>(
     url: &str,
     body: &B,
 ) -> Result<T, String> {
-    let body = serde_json::to_string(body).map_err(|e| e.to_string())?;
-    let (status, text) = request("POST", url, Some(body)).await?;
+    let (status, text) = request(url, Some(body)).await?;
     serde_json::from_str(&check(status, text)?).map_err(|e| format!("unexpected response: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check;
+
+    #[test]
+    fn success_passes_the_body_through() {
+        assert_eq!(check(200, "[1]".into()), Ok("[1]".into()));
+        assert_eq!(check(204, String::new()), Ok(String::new()));
+    }
+
+    #[test]
+    fn error_bodies_become_the_message() {
+        assert_eq!(
+            check(409, r#"{"error":"already running"}"#.into()),
+            Err("already running".into())
+        );
+        assert_eq!(check(502, "Bad Gateway".into()), Err("HTTP 502".into()));
+        assert_eq!(check(404, String::new()), Err("HTTP 404".into()));
+    }
 }

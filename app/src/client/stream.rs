@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use leptos::prelude::*;
 
-use crate::data::ClientSettings;
+use crate::watchdog::ClientSettings;
 
 /// What the connection indicator shows.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -78,6 +78,9 @@ pub fn open(spec: StreamSpec) -> StreamHandle {
     }
 }
 
+// `web_sys::EventSource`, not gloo-net's wrapper: that one has no `open` event (the
+// backoff resets and "connected" shows on it), and it hands each named event to its
+// own stream, so messages and state updates could be applied out of arrival order.
 #[cfg(feature = "hydrate")]
 mod imp {
     use std::cell::RefCell;

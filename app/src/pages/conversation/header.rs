@@ -1,0 +1,55 @@
+//! The conversation's top bar: title, where it runs, run state, connection, and
+//! the actions (find, restart, downloads).
+
+use leptos::prelude::*;
+
+use crate::client::stream::Conn;
+use crate::components::indicator::ConnectionIndicator;
+use crate::protocol::{ConversationState, RunStatus};
+
+#[component]
+pub(super) fn Header(
+    state: Signal<ConversationState>,
+    base: String,
+    status: RwSignal<Conn>,
+    now: RwSignal<f64>,
+    reconnects: RwSignal<u32>,
+    find_open: RwSignal<bool>,
+    restart_open: RwSignal<bool>,
+) -> impl IntoView {
+    let running = move || state.get().status == RunStatus::Running;
+    let title = move || {
+        let t = state.get().title;
+        if t.is_empty() {
+            "Untitled".to_string()
+        } else {
+            t
+        }
+    };
+    view! {
+        <header class="topbar">
+            <a class="back" href="/" aria-label="All conversations">"←"</a>
+            <div class="heading">
+                <h1 data-testid="title">{title}</h1>
+                <p class="cwd muted" data-testid="cwd">{move || { let s = state.get(); format!("{} · {}", s.working_dir, s.hostname) }}</p>
+            </div>
+            <span class=move || format!("pill {}", if running() { "running" } else { "idle" }) data-testid="run-state">
+                {move || {
+                    let s = state.get();
+                    match (s.status, s.outstanding_tool_calls.len()) {
+                        (RunStatus::Running, 0) => "running".to_string(),
+                        (RunStatus::Running, n) => format!("running · {n} tool call{}", if n == 1 { "" } else { "s" }),
+                        (RunStatus::Idle, _) => "idle".to_string(),
+                    }
+                }}
+            </span>
+            <ConnectionIndicator status now reconnects/>
+            <nav class="actions" aria-label="Conversation actions">
+                <button class="btn" data-testid="find-toggle" on:click=move |_| find_open.update(|o| *o = !*o)>"Find"</button>
+                <button class="btn" data-testid="restart-open" on:click=move |_| restart_open.set(true)>"Restart…"</button>
+                <a class="btn" href=format!("{base}download") download="" data-testid="download-json">"JSON"</a>
+                <a class="btn" href=format!("{base}download?format=text") download="" data-testid="download-text">"Text"</a>
+            </nav>
+        </header>
+    }
+}
