@@ -246,4 +246,25 @@ mod tests {
             "the first row of the failed batch was rolled back"
         );
     }
+
+    #[tokio::test]
+    async fn an_append_whose_caller_goes_away_is_still_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let log = Log::open("c1", Arc::clone(&store)).await.unwrap();
+        // Polled once, so the write is under way, then dropped: a client hanging up.
+        let mut abandoned = Box::pin(log.append(output("a")));
+        assert!(futures::poll!(abandoned.as_mut()).is_pending());
+        drop(abandoned);
+        let next = log.append(output("b")).await.expect("the next append works");
+        assert_eq!(next.idx, 1, "the abandoned append kept its index");
+        let texts: Vec<String> = log
+            .read(0, u64::MAX, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.message().unwrap().content)
+            .collect();
+        assert_eq!(texts, ["a", "b"]);
+    }
 }
