@@ -2,8 +2,8 @@
 
 mod common;
 
+use common::{Request, StatusCode};
 use common::{TestServer, assert_error};
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// A conversation with one finished turn, and a snapshot of everything observable.
@@ -58,13 +58,9 @@ async fn malformed_and_oversized_bodies() {
         .await;
     assert_error("unknown field", &r, StatusCode::UNPROCESSABLE_ENTITY);
     let response = server
-        .client
-        .post(server.api(&chat))
-        .body(r#"{"message": "ls"}"#)
-        .send()
-        .await
-        .expect("POST");
-    let r = common::json_of(response).await;
+        .send(Request::post(&server.api(&chat)).body(r#"{"message": "ls"}"#))
+        .await;
+    let r = common::json_of(&response);
     assert_error("no content type", &r, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     unchanged(&server, &id, &before, "invalid chat bodies").await;
 
@@ -124,12 +120,9 @@ async fn unknown_things_are_404() {
     let r = server.get("no-such-endpoint").await;
     assert_error("unknown endpoint", &r, StatusCode::NOT_FOUND);
     let response = server
-        .client
-        .delete(server.api("conversations"))
-        .send()
-        .await
-        .expect("DELETE");
-    let r = common::json_of(response).await;
+        .send(Request::new("DELETE", &server.api("conversations")))
+        .await;
+    let r = common::json_of(&response);
     assert_error("wrong method", &r, StatusCode::METHOD_NOT_ALLOWED);
     let r = server
         .post(&format!("conversations/{id}/nope"), json!({}))
@@ -171,13 +164,9 @@ async fn bad_cursors_and_queries_are_400() {
     }
     for last in ["abc", "-1", &len.to_string()] {
         let response = server
-            .client
-            .get(server.conv(&id, "stream"))
-            .header("Last-Event-ID", last)
-            .send()
-            .await
-            .expect("GET stream");
-        let r = common::json_of(response).await;
+            .send(Request::get(&server.conv(&id, "stream")).header("Last-Event-ID", last))
+            .await;
+        let r = common::json_of(&response);
         assert_error(
             &format!("Last-Event-ID {last}"),
             &r,

@@ -6,10 +6,10 @@ mod common;
 use std::path::Path;
 
 use app::protocol::{MessageType, RunStatus, ToolStatus};
+use common::StatusCode;
 use common::{
     ProcessGuard, TestServer, assert_closed, assert_error, git, marker, output_of, tool_calls,
 };
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 async fn suggest(server: &TestServer, id: &str) -> String {

@@ -6,7 +6,9 @@ mod common;
 use std::time::Duration;
 
 use app::protocol::{MessageType, RunStatus};
-use common::{Ev, Sse, TestServer, WAIT, assert_dense, output_of, seq_output, tool_calls};
+use common::{
+    Ev, Request, Sse, StatusCode, TestServer, WAIT, assert_dense, output_of, seq_output, tool_calls,
+};
 
 /// The first event of every conversation stream is a `state`.
 fn assert_starts_with_state(sse: &Sse) {
@@ -130,13 +132,11 @@ async fn last_event_id_wins_over_from_and_resumes_after_it() {
     // Past the end, by header as by query.
     let new_len = server.state(&id).await.message_count;
     let response = server
-        .client
-        .get(server.conv(&id, "stream"))
-        .header("Last-Event-ID", new_len.to_string())
-        .send()
-        .await
-        .expect("GET stream");
-    assert_eq!(response.status(), reqwest::StatusCode::BAD_REQUEST);
+        .send(
+            Request::get(&server.conv(&id, "stream")).header("Last-Event-ID", new_len.to_string()),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
