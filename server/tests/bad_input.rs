@@ -43,7 +43,7 @@ async fn unchanged(server: &TestServer, id: &str, before: &Snapshot, after_what:
 
 #[tokio::test]
 async fn malformed_and_oversized_bodies() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let (id, before) = setup(&server).await;
     let chat = format!("conversations/{id}/chat");
 
@@ -91,7 +91,7 @@ async fn malformed_and_oversized_bodies() {
 
 #[tokio::test]
 async fn unknown_things_are_404() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let (id, before) = setup(&server).await;
     let nope = "0123456789abcdef0123456789abcdef";
 
@@ -145,7 +145,7 @@ async fn unknown_things_are_404() {
 
 #[tokio::test]
 async fn bad_cursors_and_queries_are_400() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let (id, before) = setup(&server).await;
     let len = before.messages.len();
 
@@ -192,7 +192,7 @@ async fn bad_cursors_and_queries_are_400() {
 
 #[tokio::test]
 async fn empty_messages_and_missing_directories_are_400() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let (id, before) = setup(&server).await;
 
     for message in ["", "   ", "\n\t"] {

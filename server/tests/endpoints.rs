@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 #[tokio::test]
 async fn list_messages_and_state() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let dir_a = server.work_dir("a");
     let dir_b = server.work_dir("b");
     let a = server.create(&dir_a).await;
@@ -89,7 +89,7 @@ async fn list_messages_and_state() {
 
 #[tokio::test]
 async fn downloads() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let id = server.create_default().await;
     let mut sse = server.stream(&id).await;
     server
@@ -150,7 +150,7 @@ async fn downloads() {
 
 #[tokio::test]
 async fn input_answers_a_prompt() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let id = server.create_default().await;
     let mut sse = server.stream(&id).await;
     server.chat(&id, r#"read -p "ok? " a; echo "got:$a""#).await;
@@ -173,7 +173,7 @@ async fn input_answers_a_prompt() {
 
 #[tokio::test]
 async fn global_events_follow_status_changes() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let mut events = server.events().await;
     let id = server.create_default().await;
     let gate = server.work_dir("work").join("gate");

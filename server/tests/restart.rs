@@ -22,7 +22,7 @@ async fn suggest(server: &TestServer, id: &str) -> String {
 
 #[tokio::test]
 async fn restart_without_revision_keeps_history_and_runs_the_prompt() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let id = server.create_default().await;
     let m = marker();
     let _guard = ProcessGuard(m.clone());
@@ -90,7 +90,7 @@ fn read(path: &Path) -> String {
 
 #[tokio::test]
 async fn restart_to_a_revision_checks_it_out_or_refuses() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let repo = server.work_dir("repo");
     git(&repo, &["init", "-q"]);
     let file = repo.join("a.txt");

@@ -38,7 +38,7 @@ fn a_public_address_without_a_token_is_refused() {
 
 #[tokio::test]
 async fn with_a_token_every_route_needs_it() {
-    let server = TestServer::start_with(&["--token", TOKEN]);
+    let server = TestServer::in_process_with(&["--token", TOKEN]);
 
     // Nothing without the token: API, streams, pages.
     for path in ["/api/conversations", "/api/events", "/"] {
@@ -96,7 +96,7 @@ async fn with_a_token_every_route_needs_it() {
 
 #[tokio::test]
 async fn foreign_origins_cannot_change_state_or_stream() {
-    let server = TestServer::start_with(&["--allow-origin", "https://proxy.example"]);
+    let server = TestServer::in_process_with(&["--allow-origin", "https://proxy.example"]);
     let id = server.create_default().await;
     let own = server.url.clone();
 
@@ -154,7 +154,7 @@ async fn foreign_origins_cannot_change_state_or_stream() {
 
 #[tokio::test]
 async fn foreign_host_names_are_refused_on_loopback() {
-    let server = TestServer::start_with(&["--allow-host", "tether.internal"]);
+    let server = TestServer::in_process_with(&["--allow-host", "tether.internal"]);
     let port = server.addr.port();
     for host in [
         format!("evil.example:{port}"),
@@ -245,7 +245,7 @@ async fn commands_do_not_inherit_secrets() {
 
 #[tokio::test]
 async fn limits_have_clear_errors() {
-    let server = TestServer::start_with(&[
+    let server = TestServer::in_process_with(&[
         "--max-message-bytes",
         "100",
         "--max-streams-per-client",

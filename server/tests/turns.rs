@@ -14,7 +14,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn cancel_one_tool_call_kills_a_group_that_ignores_signals() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let id = server.create_default().await;
     let m = marker();
     let _guard = ProcessGuard(m.clone());
@@ -95,7 +95,7 @@ async fn cancel_one_tool_call_kills_a_group_that_ignores_signals() {
 
 #[tokio::test]
 async fn stopping_a_turn_cancels_the_tool_and_drops_the_queue() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let id = server.create_default().await;
     let m = marker();
     let _guard = ProcessGuard(m.clone());
@@ -181,7 +181,7 @@ async fn stopping_a_turn_cancels_the_tool_and_drops_the_queue() {
 
 #[tokio::test]
 async fn queued_chats_run_in_order() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let id = server.create_default().await;
     let gate = server.work_dir("work").join("gate");
     let mut sse = server.stream(&id).await;

@@ -1,5 +1,5 @@
-//! Shared harness for the integration tests: the real `tether` binary
-//! on a free port with its own data directory, the shared
+//! Shared harness for the integration tests: the server (the real `tether` binary, or
+//! `server::run` in process) on a free port with its own data directory, the shared
 //! HTTP/SSE client (`tether-testkit`), and helpers that wait on conditions (never on
 //! time) with generous timeouts.
 //!

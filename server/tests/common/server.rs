@@ -1,5 +1,15 @@
-//! The server under test: the real `tether` binary as a child process on
-//! 127.0.0.1, with a data directory in a temporary root. Killed (SIGKILL) when dropped.
+//! The server under test, one constructor per kind:
+//!
+//! - [`TestServer::start`] (and `start_with`, `start_with_env`, `start_wrapped`): the
+//!   real `tether` binary as a child process, for what needs a process of its own:
+//!   kill -9 and crash recovery, SIGTERM, resource limits, the environment commands
+//!   inherit, refusing to start.
+//! - [`TestServer::in_process`] (and `in_process_with`): `server::run` on an ephemeral
+//!   port inside the test process, on a runtime of its own, for everything that only
+//!   needs the HTTP API. Faster to start, and a test switches with one line.
+//!
+//! Both listen on 127.0.0.1 with a data directory in a temporary root, and are stopped
+//! when dropped (the binary with SIGKILL, the in-process one by its shutdown).
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -7,14 +17,27 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tempfile::TempDir;
 
 use super::WAIT;
 
+/// The one place the tests open the server's state (`AppState::open`).
+async fn open_state(config: server::Config) -> server::AppState {
+    server::AppState::open(config).expect("open the server state")
+}
+
+/// An in-process server: its shutdown trigger and the thread that runs it.
+struct InProcess {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stopped: std::sync::mpsc::Receiver<()>,
+}
+
 pub struct TestServer {
     child: Option<Child>,
+    in_process: Option<InProcess>,
     /// `http://127.0.0.1:PORT` (no trailing slash).
     pub url: String,
     pub addr: SocketAddr,
@@ -55,6 +78,18 @@ impl TestServer {
         server
     }
 
+    /// In this process, with no extra flags.
+    pub fn in_process() -> Self {
+        Self::in_process_with(&[])
+    }
+
+    /// In this process, with extra flags (parsed as the binary parses them).
+    pub fn in_process_with(extra_args: &[&str]) -> Self {
+        let mut server = Self::new(extra_args);
+        server.serve_in_process();
+        server
+    }
+
     fn new(extra_args: &[&str]) -> Self {
         let root = tempfile::Builder::new()
             .prefix("tether-test-")
@@ -62,6 +97,7 @@ impl TestServer {
             .expect("create a temporary directory");
         TestServer {
             child: None,
+            in_process: None,
             url: String::new(),
             addr: "127.0.0.1:1".parse().expect("an address"),
             root,
@@ -89,6 +125,9 @@ impl TestServer {
 
     /// Everything the server wrote to stderr, for failure messages.
     pub fn logs(&self) -> String {
+        if self.in_process.is_some() {
+            return "(an in-process server has no log of its own)".into();
+        }
         (1..=self.starts)
             .map(|n| std::fs::read_to_string(self.log_path(n)).unwrap_or_default())
             .collect::<Vec<_>>()
@@ -98,6 +137,58 @@ impl TestServer {
     fn set_addr(&mut self, addr: SocketAddr) {
         self.addr = addr;
         self.url = format!("http://{addr}");
+    }
+
+    fn serve_in_process(&mut self) {
+        let data_dir = self.data_dir();
+        let mut args = vec![
+            "tether".to_string(),
+            "--addr".into(),
+            "127.0.0.1:0".into(),
+            "--data-dir".into(),
+            data_dir.to_str().expect("a UTF-8 data directory").into(),
+        ];
+        args.extend(self.extra_args.iter().cloned());
+        let config = server::Config::try_parse_from(&args).expect("valid server flags");
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (stopped_tx, stopped) = std::sync::mpsc::channel();
+        // A runtime of its own: the test's (single-threaded) runtime may block, and a
+        // server must not stall with it.
+        std::thread::Builder::new()
+            .name("tether-in-process".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the server");
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .expect("bind an ephemeral port");
+                    let addr = listener.local_addr().expect("the bound address");
+                    let state = open_state(config).await;
+                    let _ = addr_tx.send(addr);
+                    let shutdown = async move {
+                        let _ = stop_rx.await;
+                    };
+                    server::run(listener, state, shutdown)
+                        .await
+                        .expect("serve in process");
+                });
+                let _ = stopped_tx.send(());
+            })
+            .expect("spawn the server thread");
+        let addr = addr_rx
+            .recv_timeout(WAIT)
+            .expect("the in-process server is listening");
+        self.starts += 1;
+        self.in_process = Some(InProcess {
+            stop: Some(stop),
+            stopped,
+        });
+        self.set_addr(addr);
     }
 
     fn spawn(&mut self) {
@@ -160,6 +251,10 @@ impl TestServer {
     }
 
     fn child(&self) -> &Child {
+        assert!(
+            self.in_process.is_none(),
+            "an in-process server has no process of its own: use TestServer::start()"
+        );
         self.child.as_ref().expect("the server is running")
     }
 
@@ -169,6 +264,10 @@ impl TestServer {
 
     /// SIGKILL, and reap.
     pub fn kill9(&mut self) {
+        assert!(
+            self.in_process.is_none(),
+            "an in-process server cannot be killed: use TestServer::start()"
+        );
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -211,6 +310,16 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        self.kill9();
+        if let Some(mut server) = self.in_process.take() {
+            // Shut down as on SIGTERM (running commands are ended), and give it the
+            // time the binary would have.
+            if let Some(stop) = server.stop.take() {
+                let _ = stop.send(());
+            }
+            let _ = server.stopped.recv_timeout(Duration::from_secs(15));
+        } else if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

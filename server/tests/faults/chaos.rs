@@ -185,7 +185,7 @@ async fn chaos_1000_random_drops_and_resumes_during_a_flood() {
     let _serial = SERIAL.lock().await;
     const RECONNECTS: usize = 1000;
     const LINES: u64 = 3_000_000;
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let id = server.create_default().await;
     let mut rng = Rng::new(0xa);
     let started = Instant::now();

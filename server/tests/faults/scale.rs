@@ -12,7 +12,7 @@ async fn two_hundred_conversations_at_once() {
     let _serial = SERIAL.lock().await;
     const N: usize = 200;
     const LINES: u64 = 2000;
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let dir = server.work_dir("many");
     let started = Instant::now();
     let mut ids = Vec::with_capacity(N);
