@@ -13,10 +13,12 @@ cargo clippy -p server --all-targets --locked -- -D warnings
 cargo clippy -p app --all-targets --locked -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown --locked -- -D warnings
 cargo clippy -p tether-bench --all-targets --locked -- -D warnings
+cargo clippy -p tether-testkit --all-targets --locked -- -D warnings
 step "Rust tests"
 cargo test -p app --locked
 cargo test -p server --locked
 cargo test -p tether-bench --locked
+cargo test -p tether-testkit --locked
 step "release build for the browser tests"
 cargo leptos build --release
 step "benchmark harness smoke run (correctness only, no timing)"

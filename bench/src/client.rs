@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::http::{Result, SseReader};
+use tether_testkit::{Result, SseReader};
 
 /// The fields of a Tether message the harness looks at.
 #[derive(Debug, Deserialize)]
@@ -77,7 +77,7 @@ impl ConvStream {
             }
             let msg: Msg =
                 serde_json::from_slice(&ev.data).map_err(|e| format!("bad message: {e}"))?;
-            if msg.idx != self.next_idx || ev.id != Some(msg.idx) {
+            if msg.idx != self.next_idx || ev.id_u64() != Some(msg.idx) {
                 return Err(format!(
                     "out of order: expected idx {}, got {} (id {:?})",
                     self.next_idx, msg.idx, ev.id
@@ -95,7 +95,7 @@ impl ConvStream {
             if ev.name != "message" {
                 continue;
             }
-            let id = ev.id.ok_or("message without id")?;
+            let id = ev.id_u64().ok_or("message without id")?;
             if id != self.next_idx {
                 return Err(format!(
                     "out of order: expected {}, got {id}",

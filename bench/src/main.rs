@@ -7,7 +7,6 @@
 mod ceiling;
 mod check;
 mod client;
-mod http;
 mod procs;
 mod workloads;
 

@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::http::{self, Result};
+use tether_testkit::http::{self, Result};
 
 /// A running child that prints its address on a line of stdout (or stderr).
 pub struct Server {

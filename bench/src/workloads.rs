@@ -10,8 +10,8 @@ use serde_json::json;
 
 use crate::check::{OutputCheck, Ticks, base64_bytes, now_ns, quantile, seq_bytes, yes_bytes};
 use crate::client::{ConvStream, raw_pty, ttyd_session};
-use crate::http::{self, Result};
 use crate::procs::{self, Tether};
+use tether_testkit::http::{self, Result};
 
 /// A throughput workload: the command and the exact output it must produce.
 #[derive(Clone)]

@@ -2,8 +2,8 @@
 
 mod common;
 
+use common::{Request, StatusCode};
 use common::{TestServer, assert_error};
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// A conversation with one finished turn, and a snapshot of everything observable.
@@ -43,7 +43,7 @@ async fn unchanged(server: &TestServer, id: &str, before: &Snapshot, after_what:
 
 #[tokio::test]
 async fn malformed_and_oversized_bodies() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let (id, before) = setup(&server).await;
     let chat = format!("conversations/{id}/chat");
 
@@ -58,13 +58,9 @@ async fn malformed_and_oversized_bodies() {
         .await;
     assert_error("unknown field", &r, StatusCode::UNPROCESSABLE_ENTITY);
     let response = server
-        .client
-        .post(server.api(&chat))
-        .body(r#"{"message": "ls"}"#)
-        .send()
-        .await
-        .expect("POST");
-    let r = common::json_of(response).await;
+        .send(Request::post(&server.api(&chat)).body(r#"{"message": "ls"}"#))
+        .await;
+    let r = common::json_of(&response);
     assert_error("no content type", &r, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     unchanged(&server, &id, &before, "invalid chat bodies").await;
 
@@ -95,7 +91,7 @@ async fn malformed_and_oversized_bodies() {
 
 #[tokio::test]
 async fn unknown_things_are_404() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let (id, before) = setup(&server).await;
     let nope = "0123456789abcdef0123456789abcdef";
 
@@ -124,12 +120,9 @@ async fn unknown_things_are_404() {
     let r = server.get("no-such-endpoint").await;
     assert_error("unknown endpoint", &r, StatusCode::NOT_FOUND);
     let response = server
-        .client
-        .delete(server.api("conversations"))
-        .send()
-        .await
-        .expect("DELETE");
-    let r = common::json_of(response).await;
+        .send(Request::new("DELETE", &server.api("conversations")))
+        .await;
+    let r = common::json_of(&response);
     assert_error("wrong method", &r, StatusCode::METHOD_NOT_ALLOWED);
     let r = server
         .post(&format!("conversations/{id}/nope"), json!({}))
@@ -152,7 +145,7 @@ async fn unknown_things_are_404() {
 
 #[tokio::test]
 async fn bad_cursors_and_queries_are_400() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let (id, before) = setup(&server).await;
     let len = before.messages.len();
 
@@ -171,13 +164,9 @@ async fn bad_cursors_and_queries_are_400() {
     }
     for last in ["abc", "-1", &len.to_string()] {
         let response = server
-            .client
-            .get(server.conv(&id, "stream"))
-            .header("Last-Event-ID", last)
-            .send()
-            .await
-            .expect("GET stream");
-        let r = common::json_of(response).await;
+            .send(Request::get(&server.conv(&id, "stream")).header("Last-Event-ID", last))
+            .await;
+        let r = common::json_of(&response);
         assert_error(
             &format!("Last-Event-ID {last}"),
             &r,
@@ -203,7 +192,7 @@ async fn bad_cursors_and_queries_are_400() {
 
 #[tokio::test]
 async fn empty_messages_and_missing_directories_are_400() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let (id, before) = setup(&server).await;
 
     for message in ["", "   ", "\n\t"] {

@@ -3,13 +3,13 @@
 mod common;
 
 use app::protocol::{MessageType, RunStatus, ToolStatus};
+use common::{Request, StatusCode, header};
 use common::{TestServer, WAIT, assert_closed, output_of, tool_calls};
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 #[tokio::test]
 async fn list_messages_and_state() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let dir_a = server.work_dir("a");
     let dir_b = server.work_dir("b");
     let a = server.create(&dir_a).await;
@@ -89,7 +89,7 @@ async fn list_messages_and_state() {
 
 #[tokio::test]
 async fn downloads() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let id = server.create_default().await;
     let mut sse = server.stream(&id).await;
     server
@@ -106,21 +106,18 @@ async fn downloads() {
     );
 
     let response = server
-        .client
-        .get(server.conv(&id, "download"))
-        .send()
-        .await
-        .expect("download");
+        .send(Request::get(&server.conv(&id, "download")))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let disposition = response
         .headers()
-        .get(reqwest::header::CONTENT_DISPOSITION)
+        .get(header::CONTENT_DISPOSITION)
         .and_then(|v| v.to_str().ok())
         .expect("a Content-Disposition")
         .to_string();
     assert!(disposition.starts_with("attachment"), "{disposition}");
     assert!(disposition.contains(".json"), "{disposition}");
-    let body: Value = response.json().await.expect("JSON");
+    let body: Value = response.json().expect("JSON");
     assert_eq!(body["state"], server.state_json(&id).await);
     assert_eq!(
         body["messages"].as_array().expect("messages"),
@@ -128,21 +125,21 @@ async fn downloads() {
     );
 
     let response = server
-        .client
-        .get(format!("{}?format=text", server.conv(&id, "download")))
-        .send()
-        .await
-        .expect("download text");
+        .send(Request::get(&format!(
+            "{}?format=text",
+            server.conv(&id, "download")
+        )))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let disposition = response
         .headers()
-        .get(reqwest::header::CONTENT_DISPOSITION)
+        .get(header::CONTENT_DISPOSITION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
     assert!(disposition.starts_with("attachment"), "{disposition}");
     assert!(disposition.contains(".txt"), "{disposition}");
-    let text = response.text().await.expect("text");
+    let text = response.text();
     assert!(text.contains("RED plain"), "{text}");
     assert!(!text.contains('\u{1b}'), "escape codes left in: {text:?}");
     assert!(
@@ -153,7 +150,7 @@ async fn downloads() {
 
 #[tokio::test]
 async fn input_answers_a_prompt() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let id = server.create_default().await;
     let mut sse = server.stream(&id).await;
     server.chat(&id, r#"read -p "ok? " a; echo "got:$a""#).await;
@@ -176,7 +173,7 @@ async fn input_answers_a_prompt() {
 
 #[tokio::test]
 async fn global_events_follow_status_changes() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let mut events = server.events().await;
     let id = server.create_default().await;
     let gate = server.work_dir("work").join("gate");

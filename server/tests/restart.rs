@@ -6,10 +6,10 @@ mod common;
 use std::path::Path;
 
 use app::protocol::{MessageType, RunStatus, ToolStatus};
+use common::StatusCode;
 use common::{
     ProcessGuard, TestServer, assert_closed, assert_error, git, marker, output_of, tool_calls,
 };
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 async fn suggest(server: &TestServer, id: &str) -> String {
@@ -22,7 +22,7 @@ async fn suggest(server: &TestServer, id: &str) -> String {
 
 #[tokio::test]
 async fn restart_without_revision_keeps_history_and_runs_the_prompt() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let id = server.create_default().await;
     let m = marker();
     let _guard = ProcessGuard(m.clone());
@@ -90,7 +90,7 @@ fn read(path: &Path) -> String {
 
 #[tokio::test]
 async fn restart_to_a_revision_checks_it_out_or_refuses() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let repo = server.work_dir("repo");
     git(&repo, &["init", "-q"]);
     let file = repo.join("a.txt");

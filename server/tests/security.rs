@@ -7,16 +7,12 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use app::protocol::ToolStatus;
+use common::header::{AUTHORIZATION, COOKIE, HOST, LOCATION, ORIGIN, SET_COOKIE};
+use common::{Request, SseReader, StatusCode, json_of};
 use common::{TestServer, WAIT, assert_error, output_of, tool_calls};
-use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, COOKIE, HOST, LOCATION, ORIGIN, SET_COOKIE};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "a-very-secret-test-token-0123456789";
-
-async fn json(response: reqwest::Response) -> (StatusCode, Value) {
-    common::json_of(response).await
-}
 
 #[test]
 fn a_public_address_without_a_token_is_refused() {
@@ -42,52 +38,36 @@ fn a_public_address_without_a_token_is_refused() {
 
 #[tokio::test]
 async fn with_a_token_every_route_needs_it() {
-    let server = TestServer::start_with(&["--token", TOKEN]);
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let server = TestServer::in_process_with(&["--token", TOKEN]);
 
     // Nothing without the token: API, streams, pages.
     for path in ["/api/conversations", "/api/events", "/"] {
-        let r = json(
-            client
-                .get(format!("{}{path}", server.url))
-                .send()
-                .await
-                .expect("GET"),
-        )
-        .await;
+        let r = json_of(&server.send(Request::get(path)).await);
         assert_error(path, &r, StatusCode::UNAUTHORIZED);
     }
-    let r = json(
-        client
-            .get(server.api("conversations"))
-            .header(AUTHORIZATION, "Bearer not-the-token-at-all-no")
-            .send()
-            .await
-            .expect("GET"),
-    )
-    .await;
+    let r = json_of(
+        &server
+            .send(
+                Request::get(&server.api("conversations"))
+                    .header(AUTHORIZATION, "Bearer not-the-token-at-all-no"),
+            )
+            .await,
+    );
     assert_error("wrong bearer", &r, StatusCode::UNAUTHORIZED);
 
     // Programs: a Bearer header.
-    let response = client
-        .post(server.api("conversations"))
-        .header(AUTHORIZATION, format!("Bearer {TOKEN}"))
-        .json(&json!({ "cwd": server.work_dir("w").to_str() }))
-        .send()
-        .await
-        .expect("POST");
+    let response = server
+        .send(
+            Request::post(&server.api("conversations"))
+                .header(AUTHORIZATION, format!("Bearer {TOKEN}"))
+                .json(&json!({ "cwd": server.work_dir("w").to_str() })),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::CREATED);
 
     // Browsers: `/?token=` once sets an HttpOnly, SameSite=Strict cookie and redirects
     // to the same page without the token.
-    let response = client
-        .get(format!("{}/?token={TOKEN}", server.url))
-        .send()
-        .await
-        .expect("GET");
+    let response = server.send(Request::get(&format!("/?token={TOKEN}"))).await;
     assert!(response.status().is_redirection());
     assert_eq!(response.headers()[LOCATION], "/");
     let cookie = response.headers()[SET_COOKIE]
@@ -99,49 +79,36 @@ async fn with_a_token_every_route_needs_it() {
         "{cookie}"
     );
     let pair = cookie.split(';').next().expect("name=value").to_string();
-    let page = client
-        .get(format!("{}/", server.url))
-        .header(COOKIE, &pair)
-        .send()
-        .await
-        .expect("GET");
+    let page = server.send(Request::get("/").header(COOKIE, &pair)).await;
     assert_eq!(page.status(), StatusCode::OK);
-    let list = client
-        .get(server.api("conversations"))
-        .header(COOKIE, &pair)
-        .send()
-        .await
-        .expect("GET");
+    let list = server
+        .send(Request::get(&server.api("conversations")).header(COOKIE, &pair))
+        .await;
     assert_eq!(list.status(), StatusCode::OK);
 
-    let r = json(
-        client
-            .get(format!("{}/?token=wrong-wrong-wrong-wrong", server.url))
-            .send()
-            .await
-            .expect("GET"),
-    )
-    .await;
+    let r = json_of(
+        &server
+            .send(Request::get("/?token=wrong-wrong-wrong-wrong"))
+            .await,
+    );
     assert_error("wrong token in the URL", &r, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn foreign_origins_cannot_change_state_or_stream() {
-    let server = TestServer::start_with(&["--allow-origin", "https://proxy.example"]);
+    let server = TestServer::in_process_with(&["--allow-origin", "https://proxy.example"]);
     let id = server.create_default().await;
-    let client = reqwest::Client::new();
     let own = server.url.clone();
 
-    let r = json(
-        client
-            .post(server.conv(&id, "chat"))
-            .header(ORIGIN, "http://evil.example")
-            .json(&json!({ "message": "touch pwned" }))
-            .send()
-            .await
-            .expect("POST"),
-    )
-    .await;
+    let r = json_of(
+        &server
+            .send(
+                Request::post(&server.conv(&id, "chat"))
+                    .header(ORIGIN, "http://evil.example")
+                    .json(&json!({ "message": "touch pwned" })),
+            )
+            .await,
+    );
     assert_error("cross-site chat", &r, StatusCode::FORBIDDEN);
     assert_eq!(
         server.state(&id).await.message_count,
@@ -150,44 +117,33 @@ async fn foreign_origins_cannot_change_state_or_stream() {
     );
     assert!(!server.work_dir("work").join("pwned").exists());
 
-    let r = json(
-        client
-            .get(server.conv(&id, "stream"))
-            .header(ORIGIN, "http://evil.example")
-            .send()
-            .await
-            .expect("GET"),
-    )
-    .await;
+    let r = json_of(
+        &server
+            .send(Request::get(&server.conv(&id, "stream")).header(ORIGIN, "http://evil.example"))
+            .await,
+    );
     assert_error("cross-site stream", &r, StatusCode::FORBIDDEN);
-    let r = json(
-        client
-            .post(server.conv(&id, "cancel"))
-            .header("sec-fetch-site", "cross-site")
-            .send()
-            .await
-            .expect("POST"),
-    )
-    .await;
+    let r = json_of(
+        &server
+            .send(Request::post(&server.conv(&id, "cancel")).header("sec-fetch-site", "cross-site"))
+            .await,
+    );
     assert_error("cross-site without Origin", &r, StatusCode::FORBIDDEN);
 
     for origin in [own.as_str(), "https://proxy.example"] {
-        let response = client
-            .post(server.conv(&id, "chat"))
-            .header(ORIGIN, origin)
-            .json(&json!({ "message": "true" }))
-            .send()
-            .await
-            .expect("POST");
+        let response = server
+            .send(
+                Request::post(&server.conv(&id, "chat"))
+                    .header(ORIGIN, origin)
+                    .json(&json!({ "message": "true" })),
+            )
+            .await;
         assert_eq!(response.status(), StatusCode::ACCEPTED, "origin {origin}");
     }
     // No CORS grant is ever made.
-    let response = client
-        .get(server.api("conversations"))
-        .header(ORIGIN, "http://evil.example")
-        .send()
-        .await
-        .expect("GET");
+    let response = server
+        .send(Request::get(&server.api("conversations")).header(ORIGIN, "http://evil.example"))
+        .await;
     assert!(
         response
             .headers()
@@ -198,8 +154,7 @@ async fn foreign_origins_cannot_change_state_or_stream() {
 
 #[tokio::test]
 async fn foreign_host_names_are_refused_on_loopback() {
-    let server = TestServer::start_with(&["--allow-host", "tether.internal"]);
-    let client = reqwest::Client::new();
+    let server = TestServer::in_process_with(&["--allow-host", "tether.internal"]);
     let port = server.addr.port();
     for host in [
         format!("evil.example:{port}"),
@@ -207,15 +162,7 @@ async fn foreign_host_names_are_refused_on_loopback() {
         format!("127.0.0.2:{port}"),
     ] {
         for path in ["/api/conversations", "/"] {
-            let r = json(
-                client
-                    .get(format!("{}{path}", server.url))
-                    .header(HOST, &host)
-                    .send()
-                    .await
-                    .expect("GET"),
-            )
-            .await;
+            let r = json_of(&server.send(Request::get(path).header(HOST, &host)).await);
             assert_error(&format!("Host {host} {path}"), &r, StatusCode::FORBIDDEN);
         }
     }
@@ -224,12 +171,9 @@ async fn foreign_host_names_are_refused_on_loopback() {
         format!("127.0.0.1:{port}"),
         "tether.internal".into(),
     ] {
-        let response = client
-            .get(server.api("conversations"))
-            .header(HOST, &host)
-            .send()
-            .await
-            .expect("GET");
+        let response = server
+            .send(Request::get(&server.api("conversations")).header(HOST, &host))
+            .await;
         assert_eq!(response.status(), StatusCode::OK, "Host {host}");
     }
 }
@@ -245,36 +189,30 @@ async fn commands_do_not_inherit_secrets() {
             ("HARMLESS_VALUE", "visible"),
         ],
     );
-    let client = reqwest::Client::new();
     let auth = format!("Bearer {TOKEN}");
-    let created: Value = client
-        .post(server.api("conversations"))
-        .header(AUTHORIZATION, &auth)
-        .json(&json!({ "cwd": server.work_dir("w").to_str() }))
-        .send()
+    let created: Value = server
+        .send(
+            Request::post(&server.api("conversations"))
+                .header(AUTHORIZATION, &auth)
+                .json(&json!({ "cwd": server.work_dir("w").to_str() })),
+        )
         .await
-        .expect("POST")
         .json()
-        .await
         .expect("JSON");
     let id = created["id"].as_str().expect("id").to_string();
-    client
-        .post(server.conv(&id, "chat"))
-        .header(AUTHORIZATION, &auth)
-        .json(&json!({ "message": "env | sort" }))
-        .send()
-        .await
-        .expect("POST");
+    server
+        .send(
+            Request::post(&server.conv(&id, "chat"))
+                .header(AUTHORIZATION, &auth)
+                .json(&json!({ "message": "env | sort" })),
+        )
+        .await;
     let deadline = std::time::Instant::now() + WAIT;
     let output = loop {
-        let messages: Vec<app::protocol::Message> = client
-            .get(server.conv(&id, "messages"))
-            .header(AUTHORIZATION, &auth)
-            .send()
+        let messages: Vec<app::protocol::Message> = server
+            .send(Request::get(&server.conv(&id, "messages")).header(AUTHORIZATION, &auth))
             .await
-            .expect("GET")
             .json()
-            .await
             .expect("JSON");
         if messages.iter().any(|m| m.end_of_turn) {
             let calls = tool_calls(&messages);
@@ -307,7 +245,7 @@ async fn commands_do_not_inherit_secrets() {
 
 #[tokio::test]
 async fn limits_have_clear_errors() {
-    let server = TestServer::start_with(&[
+    let server = TestServer::in_process_with(&[
         "--max-message-bytes",
         "100",
         "--max-streams-per-client",
@@ -339,26 +277,14 @@ async fn limits_have_clear_errors() {
     // Streams per client: the third is refused until one closes.
     let first = server.stream(&a).await;
     let _second = server.events().await;
-    let r = json(
-        server
-            .client
-            .get(server.conv(&b, "stream"))
-            .send()
-            .await
-            .expect("GET"),
-    )
-    .await;
+    let r = json_of(&server.send(Request::get(&server.conv(&b, "stream"))).await);
     assert_error("third stream", &r, StatusCode::TOO_MANY_REQUESTS);
     drop(first);
     let deadline = std::time::Instant::now() + WAIT;
+    let path = server.conv(&b, "stream");
     loop {
-        let response = server
-            .client
-            .get(server.conv(&b, "stream"))
-            .send()
-            .await
-            .expect("GET");
-        if response.status() == StatusCode::OK {
+        // Only a 200 starts an endless body: read no further than its head.
+        if SseReader::open(server.addr, &path).await.is_ok() {
             break;
         }
         assert!(

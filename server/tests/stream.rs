@@ -6,7 +6,9 @@ mod common;
 use std::time::Duration;
 
 use app::protocol::{MessageType, RunStatus};
-use common::{Ev, Sse, TestServer, WAIT, assert_dense, output_of, seq_output, tool_calls};
+use common::{
+    Ev, Request, Sse, StatusCode, TestServer, WAIT, assert_dense, output_of, seq_output, tool_calls,
+};
 
 /// The first event of every conversation stream is a `state`.
 fn assert_starts_with_state(sse: &Sse) {
@@ -37,7 +39,7 @@ async fn two_turns(server: &TestServer) -> (String, u64) {
 
 #[tokio::test]
 async fn replay_from_every_index_then_continue_live() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let (id, len) = two_turns(&server).await;
     assert!(
         len >= 9,
@@ -90,7 +92,7 @@ async fn replay_from_every_index_then_continue_live() {
 
 #[tokio::test]
 async fn last_event_id_wins_over_from_and_resumes_after_it() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let (id, len) = two_turns(&server).await;
     let log = server.messages_json(&id).await;
 
@@ -130,18 +132,16 @@ async fn last_event_id_wins_over_from_and_resumes_after_it() {
     // Past the end, by header as by query.
     let new_len = server.state(&id).await.message_count;
     let response = server
-        .client
-        .get(server.conv(&id, "stream"))
-        .header("Last-Event-ID", new_len.to_string())
-        .send()
-        .await
-        .expect("GET stream");
-    assert_eq!(response.status(), reqwest::StatusCode::BAD_REQUEST);
+        .send(
+            Request::get(&server.conv(&id, "stream")).header("Last-Event-ID", new_len.to_string()),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
 async fn live_continuation_mid_command() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let id = server.create_default().await;
     let dir = server.work_dir("work");
     let gate = dir.join("gate");
@@ -214,7 +214,7 @@ fn max_send_buffer() -> usize {
 
 #[tokio::test]
 async fn stalled_reader_does_not_block_and_catches_up_exactly() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let id = server.create_default().await;
     // A reader with a tiny socket buffer that stops reading after the first event.
     let mut stalled = server.raw_stream_from(&id, 0).await;
@@ -258,7 +258,7 @@ async fn stalled_reader_does_not_block_and_catches_up_exactly() {
 
 #[tokio::test]
 async fn large_output_is_reassembled_exactly_in_bounded_chunks() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let id = server.create_default().await;
     let mut sse = server.stream(&id).await;
     server.chat(&id, "seq 1 200000").await;
@@ -294,7 +294,7 @@ async fn large_output_is_reassembled_exactly_in_bounded_chunks() {
 
 #[tokio::test]
 async fn multibyte_output_is_reassembled_exactly() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let id = server.create_default().await;
     let mut sse = server.stream(&id).await;
     // Many small writes, then one big write the terminal splits at arbitrary bytes.
@@ -338,7 +338,7 @@ async fn multibyte_output_is_reassembled_exactly() {
 
 #[tokio::test]
 async fn quiet_stream_gets_heartbeats() {
-    let server = TestServer::start_with(&["--heartbeat-secs", "1"]);
+    let server = TestServer::in_process_with(&["--heartbeat-secs", "1"]);
     let id = server.create_default().await;
     let mut sse = server.stream(&id).await;
     sse.wait_until("two heartbeats", Duration::from_secs(5), |s| {
@@ -366,7 +366,7 @@ async fn quiet_stream_gets_heartbeats() {
 /// far has been closed.
 #[tokio::test]
 async fn state_events_never_run_ahead_of_messages() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let id = server.create_default().await;
     let mut sse = server.stream(&id).await;
     for i in 0..4 {

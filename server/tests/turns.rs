@@ -9,12 +9,12 @@ use common::{
     ProcessGuard, TestServer, WAIT, assert_closed, assert_error, marker, output_of, pids_with,
     processes_with, tool_calls, wait_no_processes,
 };
-use reqwest::StatusCode;
+use common::{Request, StatusCode};
 use serde_json::json;
 
 #[tokio::test]
 async fn cancel_one_tool_call_kills_a_group_that_ignores_signals() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let id = server.create_default().await;
     let m = marker();
     let _guard = ProcessGuard(m.clone());
@@ -95,7 +95,7 @@ async fn cancel_one_tool_call_kills_a_group_that_ignores_signals() {
 
 #[tokio::test]
 async fn stopping_a_turn_cancels_the_tool_and_drops_the_queue() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let id = server.create_default().await;
     let m = marker();
     let _guard = ProcessGuard(m.clone());
@@ -167,11 +167,8 @@ async fn stopping_a_turn_cancels_the_tool_and_drops_the_queue() {
     server.chat(&id, &format!("echo go2; sleep 1000.{m}")).await;
     sse.wait_output_contains("go2\r\n").await;
     let response = server
-        .client
-        .post(server.conv(&id, "cancel"))
-        .send()
-        .await
-        .expect("POST cancel");
+        .send(Request::post(&server.conv(&id, "cancel")))
+        .await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     sse.wait_end_of_turns(2).await;
     let messages = sse.messages();
@@ -184,7 +181,7 @@ async fn stopping_a_turn_cancels_the_tool_and_drops_the_queue() {
 
 #[tokio::test]
 async fn queued_chats_run_in_order() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let id = server.create_default().await;
     let gate = server.work_dir("work").join("gate");
     let mut sse = server.stream(&id).await;
