@@ -8,18 +8,17 @@ use std::time::Duration;
 
 use app::protocol::{Message, MessageType};
 use async_trait::async_trait;
-use common::{TestServer, assert_error};
-use reqwest::StatusCode;
+use common::{StatusCode, TestServer, assert_error};
 use serde_json::json;
 use server::agent::{Agent, Agents, Turn, TurnError};
 use server::engine::{Engine, EngineSettings};
-use server::tools::Toolbox;
 use server::store::SqliteStore;
+use server::tools::Toolbox;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn the_server_lists_its_agents_and_creates_with_the_chosen_one() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let (status, agents) = server.get("agents").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(agents[0]["name"], "shell");
@@ -45,7 +44,7 @@ async fn the_server_lists_its_agents_and_creates_with_the_chosen_one() {
 
 #[tokio::test]
 async fn an_unknown_agent_is_refused_with_the_known_ones_and_creates_nothing() {
-    let server = TestServer::start();
+    let server = TestServer::in_process();
     let dir = server.work_dir("w");
     let refused = server
         .post(

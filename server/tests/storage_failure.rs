@@ -13,10 +13,10 @@ use app::protocol::{Message, MessageType, RunStatus, ToolStatus};
 use async_trait::async_trait;
 use server::agent::Agents;
 use server::engine::{Conversation, Engine, EngineSettings};
-use server::tools::Toolbox;
 use server::store::{
     AppendRow, ConversationRecord, Result, SqliteStore, Store, StoreError, StoredMessage,
 };
+use server::tools::Toolbox;
 use tokio_util::sync::CancellationToken;
 
 /// Appends succeed.

@@ -256,7 +256,10 @@ mod tests {
         let mut abandoned = Box::pin(log.append(output("a")));
         assert!(futures::poll!(abandoned.as_mut()).is_pending());
         drop(abandoned);
-        let next = log.append(output("b")).await.expect("the next append works");
+        let next = log
+            .append(output("b"))
+            .await
+            .expect("the next append works");
         assert_eq!(next.idx, 1, "the abandoned append kept its index");
         let texts: Vec<String> = log
             .read(0, u64::MAX, 10)

@@ -26,7 +26,9 @@ use super::WAIT;
 
 /// The one place the tests open the server's state (`AppState::open`).
 async fn open_state(config: server::Config) -> server::AppState {
-    server::AppState::open(config).expect("open the server state")
+    server::AppState::open(config)
+        .await
+        .expect("open the server state")
 }
 
 /// An in-process server: its shutdown trigger and the thread that runs it.

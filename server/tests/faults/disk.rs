@@ -163,7 +163,9 @@ async fn disk_full_during_a_flood_stops_the_command_and_keeps_the_log() {
                 "an unclear result: {}",
                 result.content
             );
-            assert_closed(&messages, &call.tool_call_id, ToolStatus::Error);
+            // The closing `end_of_turn` may not fit while the disk is full: the
+            // conversation then closes the turn before anything else is appended
+            // (the next chat) or at the restart. Both are checked below.
             true
         }
         more => panic!("several results: {more:#?}"),
