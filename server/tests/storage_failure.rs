@@ -128,7 +128,7 @@ async fn setup() -> Setup {
     }
 }
 
-async fn chat_and_wait(conversation: &Conversation, command: &str) {
+async fn chat_and_wait(conversation: &Arc<Conversation>, command: &str) {
     conversation.chat(command.into()).await.expect("chat");
     conversation
         .wait_idle(Duration::from_secs(30))

@@ -53,6 +53,10 @@ pub(super) struct Runtime {
     pub queue: VecDeque<String>,
     /// The running turn, if any.
     pub turn: Option<TurnControl>,
+    /// Chat messages being appended to the log right now. The conversation stays
+    /// `running` meanwhile, so no `idle` state can follow a user message whose turn
+    /// has not started.
+    pub appending: usize,
     /// A stop that arrived after a turn was queued but before the worker started it.
     pub pending_stop: Option<StopInfo>,
     /// The storage error that kept a finished turn from being closed in the log (a
@@ -203,9 +207,16 @@ impl Conversation {
 
     /// Appends a user message and queues it for the agent. Returns its index and
     /// whether it waits behind a running turn.
-    pub async fn chat(&self, text: String) -> Result<(u64, bool), EngineError> {
-        let _control = self.control.lock().await;
-        self.chat_locked(text).await
+    pub async fn chat(self: &Arc<Self>, text: String) -> Result<(u64, bool), EngineError> {
+        // A task of its own: a message the log took is queued even if the client
+        // hangs up mid-request, so it never sits in the log without its turn.
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _control = this.control.lock().await;
+            this.chat_locked(text).await
+        })
+        .await
+        .map_err(|e| EngineError::Failed(format!("the chat did not finish: {e}")))?
     }
 
     async fn chat_locked(&self, text: String) -> Result<(u64, bool), EngineError> {
@@ -215,15 +226,37 @@ impl Conversation {
             ));
         }
         self.ensure_closed().await?;
-        let idx = self
-            .append(Message::new(MessageType::User, text.clone()))
-            .await?;
-        let queued = {
+        {
             let mut rt = self.runtime();
-            let queued = rt.status == RunStatus::Running;
-            rt.queue.push_back(text.clone());
+            rt.appending += 1;
             rt.status = RunStatus::Running;
-            queued
+        }
+        let appended = self
+            .append(Message::new(MessageType::User, text.clone()))
+            .await;
+        let accepted = {
+            let mut rt = self.runtime();
+            rt.appending -= 1;
+            match appended {
+                Ok(idx) => {
+                    let queued = rt.turn.is_some() || !rt.queue.is_empty();
+                    rt.queue.push_back(text.clone());
+                    Ok((idx, queued))
+                }
+                Err(err) => {
+                    if rt.turn.is_none() && rt.queue.is_empty() && rt.appending == 0 {
+                        rt.status = RunStatus::Idle;
+                    }
+                    Err(err)
+                }
+            }
+        };
+        let (idx, queued) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                self.notify_changed();
+                return Err(err.into());
+            }
         };
         self.touch(|meta| {
             if meta.title.is_empty() {
@@ -285,6 +318,18 @@ impl Conversation {
     /// Stops everything, optionally checks out `revision`, appends a restart marker
     /// and starts the agent's context after it; then runs `initial_prompt`, if any.
     pub async fn restart(
+        self: &Arc<Self>,
+        revision: Option<String>,
+        initial_prompt: Option<String>,
+    ) -> Result<u64, EngineError> {
+        // Like chat, in a task of its own: a restart once begun is finished.
+        let this = self.clone();
+        tokio::spawn(async move { this.restart_locked(revision, initial_prompt).await })
+            .await
+            .map_err(|e| EngineError::Failed(format!("the restart did not finish: {e}")))?
+    }
+
+    async fn restart_locked(
         &self,
         revision: Option<String>,
         initial_prompt: Option<String>,

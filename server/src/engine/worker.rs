@@ -35,7 +35,10 @@ impl Conversation {
                         Some((text, cancel))
                     }
                     None => {
-                        rt.status = RunStatus::Idle;
+                        // A chat still being appended wakes the worker when queued.
+                        if rt.appending == 0 {
+                            rt.status = RunStatus::Idle;
+                        }
                         None
                     }
                 }
