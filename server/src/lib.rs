@@ -40,11 +40,7 @@ impl AppState {
         let store = tokio::task::spawn_blocking(move || SqliteStore::open(&dir))
             .await
             .map_err(|e| StoreError::Backend(format!("cannot open the store: {e}")))??;
-        Self::with_store(config, Arc::new(store)).await
-    }
-
-    /// Like `open`, on a store of the caller's choosing.
-    pub async fn with_store(config: Config, store: Arc<dyn Store>) -> Result<Self, StoreError> {
+        let store: Arc<dyn Store> = Arc::new(store);
         let shutdown = CancellationToken::new();
         let toolbox = Toolbox::new(config.max_running_tools, &config.env_deny());
         let settings = EngineSettings {

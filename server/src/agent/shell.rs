@@ -4,7 +4,7 @@ use app::protocol::{Message, MessageType, ToolCall, ToolStatus};
 use async_trait::async_trait;
 
 use super::{Agent, Turn, TurnError};
-use crate::tools::Bash;
+use crate::tools::{Bash, Tool};
 
 pub struct ShellAgent;
 
@@ -25,8 +25,8 @@ impl Agent for ShellAgent {
         let tool_call_id = Turn::new_tool_call_id();
         let mut call = Message::new(MessageType::Agent, "");
         call.tool_calls = vec![ToolCall {
-            name: crate::tools::Tool::name(&tool).to_string(),
-            input: crate::tools::Tool::input(&tool),
+            name: tool.name().to_string(),
+            input: tool.input(),
             tool_call_id: tool_call_id.clone(),
         }];
         turn.append(call).await?;

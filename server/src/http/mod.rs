@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::AppError;
 pub use reads::parse_index;
-pub use security::{COOKIE, Guard};
+pub use security::Guard;
 pub use site::leptos_options;
 
 use crate::config::Config;
