@@ -295,6 +295,14 @@ impl Timeline {
                 idx: m.idx,
                 text: m.content,
             }),
+            // Agents' messages are rendered by the agent views (in progress).
+            MessageType::AgentText
+            | MessageType::Thought
+            | MessageType::ToolUpdate
+            | MessageType::Plan
+            | MessageType::Permission
+            | MessageType::PermissionAnswer
+            | MessageType::Notice => {}
         }
     }
 }
@@ -368,6 +376,7 @@ mod tests {
             let t = Timeline::new(0);
             let mut call = message(1, MessageType::Agent, "", None);
             call.tool_calls = vec![crate::protocol::ToolCall {
+                kind: None,
                 name: "bash".into(),
                 input: serde_json::json!({"command": "seq 3"}),
                 tool_call_id: "c1".into(),

@@ -89,6 +89,9 @@ impl Agents {
                 name: agent.name().to_string(),
                 description: agent.description().to_string(),
                 default: agent.name() == DEFAULT_AGENT,
+                available: true,
+                problem: None,
+                command: None,
             })
             .collect()
     }

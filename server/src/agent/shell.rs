@@ -28,6 +28,7 @@ impl Agent for ShellAgent {
             name: tool.name().to_string(),
             input: tool.input(),
             tool_call_id: tool_call_id.clone(),
+            kind: Some("execute".into()),
         }];
         turn.append(call).await?;
         let outcome = turn.run_tool(&tool_call_id, &tool).await?;

@@ -187,6 +187,7 @@ impl Conversation {
             agent: meta.agent,
             created_at: meta.created_at,
             updated_at: meta.updated_at,
+            ..Default::default()
         }
     }
 
@@ -200,6 +201,8 @@ impl Conversation {
             status,
             message_count: self.log.len(),
             last_error: self.session.last_error(),
+            agent: meta.agent,
+            pending_permissions: 0,
             created_at: meta.created_at,
             updated_at: meta.updated_at,
         }

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use app::ansi::Terminal;
-use app::protocol::{Message, MessageType};
+use app::protocol::{Message, MessageType, ToolContent};
 
 use super::error::AppError;
 use crate::engine::Conversation;
@@ -57,12 +57,21 @@ pub async fn text(conversation: &Conversation) -> Result<String, AppError> {
     );
     // Output of the tool call being rendered; flushed when its result arrives.
     let mut screen: Option<Terminal> = None;
+    // The kind of streamed text (reply or thought) being written, so consecutive
+    // pieces read as one paragraph.
+    let mut streaming: Option<MessageType> = None;
     for_each_entry(conversation, |entry| {
         let m: Message = entry.message()?;
         if m.kind != MessageType::ToolOutput
             && let Some(term) = screen.take()
         {
             push_output(&mut out, &term);
+        }
+        if streaming.is_some_and(|kind| kind != m.kind) {
+            streaming = None;
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
         }
         let _ = match m.kind {
             MessageType::User => writeln!(out, "[{}] you: {}", m.timestamp, m.content),
@@ -97,12 +106,58 @@ pub async fn text(conversation: &Conversation) -> Result<String, AppError> {
             ),
             MessageType::Error => writeln!(out, "[{}] error: {}", m.timestamp, m.content),
             MessageType::Restart => writeln!(out, "\n[{}] ---- {} ----\n", m.timestamp, m.content),
+            MessageType::AgentText | MessageType::Thought => {
+                if streaming.is_none() {
+                    let who = if m.kind == MessageType::Thought {
+                        "thinking"
+                    } else {
+                        "agent"
+                    };
+                    let _ = write!(out, "[{}] {who}: ", m.timestamp);
+                    streaming = Some(m.kind);
+                }
+                out.push_str(&m.content);
+                Ok(())
+            }
+            MessageType::ToolUpdate => {
+                let update = m.tool_update.unwrap_or_default();
+                let id = m.tool_call_id.as_deref().unwrap_or("?");
+                for content in update.content.iter().flatten() {
+                    if let ToolContent::Diff { path, .. } = content {
+                        let _ = writeln!(out, "[{}] tool {id}: edits {path}", m.timestamp);
+                    }
+                }
+                match (update.title, update.progress) {
+                    (Some(title), _) => writeln!(out, "[{}] tool {id}: {title}", m.timestamp),
+                    _ => Ok(()),
+                }
+            }
+            MessageType::Plan => {
+                let _ = writeln!(out, "[{}] plan:", m.timestamp);
+                for step in m.plan.iter().flatten() {
+                    let mark = if step.status == "completed" { "x" } else { " " };
+                    let _ = writeln!(out, "  [{mark}] {}", step.content);
+                }
+                Ok(())
+            }
+            MessageType::Permission => {
+                let request = m.permission.map(|p| p.title).unwrap_or_default();
+                writeln!(out, "[{}] agent asks: {request}", m.timestamp)
+            }
+            MessageType::PermissionAnswer => {
+                let outcome = m.permission_answer.map(|a| a.outcome).unwrap_or_default();
+                writeln!(out, "[{}] answered: {outcome}", m.timestamp)
+            }
+            MessageType::Notice => writeln!(out, "[{}] note: {}", m.timestamp, m.content),
         };
         Ok(())
     })
     .await?;
     if let Some(term) = screen.take() {
         push_output(&mut out, &term);
+    }
+    if streaming.is_some() && !out.ends_with('\n') {
+        out.push('\n');
     }
     Ok(out)
 }

@@ -6,6 +6,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod agent;
+
+pub use agent::*;
+
 /// SSE event names.
 pub mod event {
     pub const MESSAGE: &str = "message";
@@ -29,6 +33,21 @@ pub enum MessageType {
     Error,
     /// The conversation was restarted; the agent's context starts after it.
     Restart,
+    /// A piece of the agent's reply; consecutive pieces form one reply (markdown).
+    AgentText,
+    /// A piece of the agent's reasoning, shown collapsed.
+    Thought,
+    /// A change to an agent's tool call: title, kind, status or content.
+    ToolUpdate,
+    /// The agent's plan, replacing the previous one.
+    Plan,
+    /// The agent asks before it acts; answered with `POST permission`.
+    Permission,
+    /// How a permission request was answered (or that it was withdrawn).
+    PermissionAnswer,
+    /// Something worth knowing that is neither chat nor an error (e.g. the agent's
+    /// memory was reset).
+    Notice,
 }
 
 impl MessageType {
@@ -40,6 +59,13 @@ impl MessageType {
             MessageType::Tool => "tool",
             MessageType::Error => "error",
             MessageType::Restart => "restart",
+            MessageType::AgentText => "agent_text",
+            MessageType::Thought => "thought",
+            MessageType::ToolUpdate => "tool_update",
+            MessageType::Plan => "plan",
+            MessageType::Permission => "permission",
+            MessageType::PermissionAnswer => "permission_answer",
+            MessageType::Notice => "notice",
         }
     }
 }
@@ -74,6 +100,10 @@ pub struct ToolCall {
     pub name: String,
     pub input: Value,
     pub tool_call_id: String,
+    /// For agents' tool calls: what kind of work it is (`read`, `edit`, `delete`,
+    /// `move`, `search`, `execute`, `think`, `fetch`, `other`), as ACP names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 /// One entry of a conversation's append-only log.
@@ -118,6 +148,18 @@ pub struct Message {
     /// On `restart` messages: the revision checked out, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    /// On `tool_update` messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_update: Option<ToolUpdate>,
+    /// On `plan` messages: the whole plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Vec<PlanEntry>>,
+    /// On `permission` messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission: Option<PermissionRequest>,
+    /// On `permission_answer` messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_answer: Option<PermissionAnswer>,
 }
 
 impl Message {
@@ -144,6 +186,10 @@ impl Message {
             elapsed: None,
             usage: None,
             revision: None,
+            tool_update: None,
+            plan: None,
+            permission: None,
+            permission_answer: None,
         }
     }
 }
@@ -175,6 +221,22 @@ pub struct ConversationState {
     pub agent: String,
     pub created_at: String,
     pub updated_at: String,
+    /// Permission requests waiting for an answer, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_permissions: Vec<PermissionRequest>,
+    /// The agent's session modes (e.g. `default`, `plan`), when it has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modes: Option<Choices>,
+    /// The agent's models, when it offers a choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<Choices>,
+    /// A stop was asked for and the turn is winding down.
+    #[serde(default)]
+    pub stopping: bool,
+    /// RFC 3339: the last time the running turn's agent said anything. A client
+    /// shows how long a running agent has been silent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_activity: Option<String>,
 }
 
 /// One row of the conversation list and of the global `conversation` event.
@@ -188,6 +250,12 @@ pub struct ConversationSummary {
     /// Whether the last finished tool call failed (for the list's status dot).
     #[serde(default)]
     pub last_error: bool,
+    /// The conversation's agent.
+    #[serde(default)]
+    pub agent: String,
+    /// Permission requests waiting for an answer.
+    #[serde(default)]
+    pub pending_permissions: u64,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -213,6 +281,14 @@ pub struct AgentInfo {
     pub description: String,
     /// Whether conversations get this agent when they name none.
     pub default: bool,
+    /// Whether it can run here (its command was found).
+    pub available: bool,
+    /// Why it cannot run, when it cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// The command line that starts it (ACP agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
