@@ -6,6 +6,8 @@
 //! [`Agents::builtin`]. `shell` is the offline default: each chat message is a bash
 //! command.
 
+pub mod acp;
+mod instance;
 mod session;
 mod shell;
 mod turn;
@@ -16,17 +18,19 @@ use std::sync::Arc;
 use app::protocol::AgentInfo;
 use async_trait::async_trait;
 
+pub use instance::{AgentStatus, Attachment, ChoiceKind, ControlError, Instance, TurnEnd};
 pub use session::{InputError, Session};
 
 use crate::log::Log;
-use crate::tools::Toolbox;
+use crate::tools::{RunningTools, Toolbox};
 pub use shell::ShellAgent;
 pub use turn::{Turn, TurnError};
 
 /// The agent every conversation gets unless it names another.
 pub const DEFAULT_AGENT: &str = "shell";
 
-#[async_trait]
+/// A kind of agent, offered by name. Each conversation gets its own [`Instance`],
+/// where whatever lives across its turns (an agent process, its session) is kept.
 pub trait Agent: Send + Sync + 'static {
     /// The name conversations choose it by.
     fn name(&self) -> &str;
@@ -34,9 +38,18 @@ pub trait Agent: Send + Sync + 'static {
     /// One line for people choosing an agent.
     fn description(&self) -> &str;
 
-    /// Runs one turn for the chat message `message` and returns the closing text,
-    /// which the conversation appends as the `end_of_turn` message.
-    async fn run_turn(&self, turn: &Turn, message: &str) -> Result<String, TurnError>;
+    /// Why it cannot run here, if it cannot (e.g. its command is not installed).
+    fn problem(&self) -> Option<String> {
+        None
+    }
+
+    /// The command line that starts it, for agents that are programs.
+    fn command(&self) -> Option<String> {
+        None
+    }
+
+    /// One conversation's instance of this agent.
+    fn open(&self, attachment: Attachment) -> Arc<dyn Instance>;
 }
 
 /// The agents this server offers, by name, and the tools they share.
@@ -65,7 +78,19 @@ impl Agents {
         log: Arc<Log>,
         on_change: impl Fn() + Send + Sync + 'static,
     ) -> Session {
-        Session::new(self.resolve(agent), self.toolbox.clone(), log, on_change)
+        let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(on_change);
+        let running = Arc::new(RunningTools::new({
+            let on_change = on_change.clone();
+            move || on_change()
+        }));
+        let agent = self.resolve(agent);
+        let instance = agent.open(Attachment {
+            log: log.clone(),
+            running: running.clone(),
+            toolbox: self.toolbox.clone(),
+            on_change,
+        });
+        Session::new(agent.name().to_string(), instance, running, self.toolbox.clone(), log)
     }
 
     pub fn add(&mut self, agent: Arc<dyn Agent>) {
@@ -85,13 +110,16 @@ impl Agents {
     pub fn list(&self) -> Vec<AgentInfo> {
         self.by_name
             .values()
-            .map(|agent| AgentInfo {
-                name: agent.name().to_string(),
-                description: agent.description().to_string(),
-                default: agent.name() == DEFAULT_AGENT,
-                available: true,
-                problem: None,
-                command: None,
+            .map(|agent| {
+                let problem = agent.problem();
+                AgentInfo {
+                    name: agent.name().to_string(),
+                    description: agent.description().to_string(),
+                    default: agent.name() == DEFAULT_AGENT,
+                    available: problem.is_none(),
+                    problem,
+                    command: agent.command(),
+                }
             })
             .collect()
     }
@@ -114,7 +142,6 @@ struct Unavailable {
     name: String,
 }
 
-#[async_trait]
 impl Agent for Unavailable {
     fn name(&self) -> &str {
         &self.name
@@ -124,16 +151,33 @@ impl Agent for Unavailable {
         "not offered by this server"
     }
 
-    async fn run_turn(&self, turn: &Turn, _message: &str) -> Result<String, TurnError> {
-        let why = format!(
+    fn problem(&self) -> Option<String> {
+        Some(format!(
             "the agent {:?} is not offered by this server; start a new conversation with one it offers",
             self.name
-        );
+        ))
+    }
+
+    fn open(&self, _attachment: Attachment) -> Arc<dyn Instance> {
+        Arc::new(Refuse {
+            why: self.problem().unwrap_or_default(),
+        })
+    }
+}
+
+/// Fails every turn with a clear error.
+struct Refuse {
+    why: String,
+}
+
+#[async_trait]
+impl Instance for Refuse {
+    async fn run_turn(&self, turn: &Turn, _message: &str) -> Result<TurnEnd, TurnError> {
         turn.append(app::protocol::Message::new(
             app::protocol::MessageType::Error,
-            why,
+            self.why.clone(),
         ))
         .await?;
-        Ok("Turn failed.".into())
+        Ok(TurnEnd::text("The turn was not run."))
     }
 }

@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use app::protocol::ToolStatus;
+use app::protocol::{Choices, PermissionAnswer, ToolStatus};
 use tokio_util::sync::CancellationToken;
 
-use super::{Agent, Turn, TurnError};
+use super::{AgentStatus, ChoiceKind, ControlError, Instance, Turn, TurnEnd, TurnError};
 use crate::log::Log;
 use crate::tools::running::NotRunning;
 use crate::tools::{RunningTools, ToolContext, Toolbox};
@@ -23,8 +23,10 @@ pub enum InputError {
 }
 
 pub struct Session {
-    /// The agent that runs this conversation's turns.
-    agent: Arc<dyn Agent>,
+    /// The name of the agent that runs this conversation's turns.
+    agent: String,
+    /// The conversation's instance of that agent.
+    instance: Arc<dyn Instance>,
     /// The tool calls running for this conversation now.
     running: Arc<RunningTools>,
     /// Limits and policy shared with every conversation.
@@ -34,23 +36,51 @@ pub struct Session {
 }
 
 impl Session {
-    /// `on_change` is called whenever the set of running tool calls changes.
     pub fn new(
-        agent: Arc<dyn Agent>,
+        agent: String,
+        instance: Arc<dyn Instance>,
+        running: Arc<RunningTools>,
         toolbox: Arc<Toolbox>,
         log: Arc<Log>,
-        on_change: impl Fn() + Send + Sync + 'static,
     ) -> Self {
         Session {
             agent,
-            running: Arc::new(RunningTools::new(on_change)),
+            instance,
+            running,
             toolbox,
             log,
         }
     }
 
     pub fn agent_name(&self) -> &str {
-        self.agent.name()
+        &self.agent
+    }
+
+    /// Pending permission requests, modes and models.
+    pub fn agent_status(&self) -> AgentStatus {
+        self.instance.status()
+    }
+
+    pub async fn answer_permission(
+        &self,
+        request_id: &str,
+        option_id: &str,
+    ) -> Result<PermissionAnswer, ControlError> {
+        self.instance.answer_permission(request_id, option_id).await
+    }
+
+    pub async fn choose(&self, kind: ChoiceKind, id: &str) -> Result<Choices, ControlError> {
+        self.instance.choose(kind, id).await
+    }
+
+    /// The conversation restarted: the agent's next turn starts a fresh session.
+    pub fn reset(&self) {
+        self.instance.reset();
+    }
+
+    /// The server stops: ends the agent's process, if it has one.
+    pub async fn shutdown(&self) {
+        self.instance.shutdown().await;
     }
 
     /// A new turn begins: call before the turn can be stopped.
@@ -65,7 +95,7 @@ impl Session {
         first_message_index: u64,
         cancel: CancellationToken,
         message: &str,
-    ) -> Result<String, TurnError> {
+    ) -> Result<TurnEnd, TurnError> {
         let tools = ToolContext {
             log: self.log.clone(),
             running: self.running.clone(),
@@ -74,7 +104,7 @@ impl Session {
             cancel,
         };
         let turn = Turn::new(tools, first_message_index);
-        self.agent.run_turn(&turn, message).await
+        self.instance.run_turn(&turn, message).await
     }
 
     /// Cancels one running tool call; the turn goes on.

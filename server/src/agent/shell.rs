@@ -3,12 +3,13 @@
 use app::protocol::{Message, MessageType, ToolCall, ToolStatus};
 use async_trait::async_trait;
 
-use super::{Agent, Turn, TurnError};
+use std::sync::Arc;
+
+use super::{Agent, Attachment, Instance, Turn, TurnEnd, TurnError};
 use crate::tools::{Bash, Tool};
 
 pub struct ShellAgent;
 
-#[async_trait]
 impl Agent for ShellAgent {
     fn name(&self) -> &str {
         "shell"
@@ -18,7 +19,15 @@ impl Agent for ShellAgent {
         "Runs each message as a bash command in a terminal"
     }
 
-    async fn run_turn(&self, turn: &Turn, message: &str) -> Result<String, TurnError> {
+    fn open(&self, _attachment: Attachment) -> Arc<dyn Instance> {
+        // Nothing outlives a turn: every command gets a fresh terminal.
+        Arc::new(ShellAgent)
+    }
+}
+
+#[async_trait]
+impl Instance for ShellAgent {
+    async fn run_turn(&self, turn: &Turn, message: &str) -> Result<TurnEnd, TurnError> {
         let tool = Bash {
             command: message.to_string(),
         };
@@ -32,11 +41,11 @@ impl Agent for ShellAgent {
         }];
         turn.append(call).await?;
         let outcome = turn.run_tool(&tool_call_id, &tool).await?;
-        Ok(match outcome.status {
+        Ok(TurnEnd::text(match outcome.status {
             ToolStatus::Completed => "Command completed.".to_string(),
             ToolStatus::Error => format!("Command failed: {}.", outcome.summary),
             ToolStatus::Cancelled => "Command cancelled.".to_string(),
             ToolStatus::Interrupted => "Command interrupted.".to_string(),
-        })
+        }))
     }
 }

@@ -8,14 +8,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use app::protocol::{
-    ConversationState, ConversationSummary, Message, MessageType, RunStatus, ToolStatus,
+    Choices, ConversationState, ConversationSummary, Message, MessageType, PermissionAnswer,
+    RunStatus, ToolStatus,
 };
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::shared::Shared;
 use super::{EngineError, git};
-use crate::agent::{InputError, Session};
+use crate::agent::{ChoiceKind, InputError, Session};
 use crate::log::{Log, now_rfc3339};
 use crate::store::{ConversationRecord, StoreError};
 
@@ -168,6 +169,7 @@ impl Conversation {
 
     pub fn state(&self) -> ConversationState {
         let meta = self.meta().clone();
+        let agent = self.session.agent_status();
         let rt = self.runtime();
         ConversationState {
             conversation_id: self.id.clone(),
@@ -187,7 +189,11 @@ impl Conversation {
             agent: meta.agent,
             created_at: meta.created_at,
             updated_at: meta.updated_at,
-            ..Default::default()
+            pending_permissions: agent.pending_permissions,
+            modes: agent.modes,
+            models: agent.models,
+            stopping: rt.turn.as_ref().is_some_and(|t| t.stop.is_some()),
+            last_activity: agent.last_activity.filter(|_| rt.turn.is_some()),
         }
     }
 
@@ -202,7 +208,7 @@ impl Conversation {
             message_count: self.log.len(),
             last_error: self.session.last_error(),
             agent: meta.agent,
-            pending_permissions: 0,
+            pending_permissions: self.session.agent_status().pending_permissions.len() as u64,
             created_at: meta.created_at,
             updated_at: meta.updated_at,
         }
@@ -307,6 +313,23 @@ impl Conversation {
         Ok(())
     }
 
+    /// Answers one of the agent's pending permission requests.
+    pub async fn answer_permission(
+        &self,
+        request_id: &str,
+        option_id: &str,
+    ) -> Result<PermissionAnswer, EngineError> {
+        Ok(self
+            .session
+            .answer_permission(request_id, option_id)
+            .await?)
+    }
+
+    /// Picks one of the agent's modes or models.
+    pub async fn choose(&self, kind: ChoiceKind, id: &str) -> Result<Choices, EngineError> {
+        Ok(self.session.choose(kind, id).await?)
+    }
+
     /// Writes to a running tool call's terminal.
     pub async fn input(&self, tool_call_id: &str, data: Vec<u8>) -> Result<(), EngineError> {
         self.session
@@ -362,6 +385,7 @@ impl Conversation {
         }
         self.ensure_closed().await?;
         let idx = self.append(marker).await?;
+        self.session.reset();
         self.touch(|meta| meta.first_message_index = idx).await;
         self.notify_changed();
         if let Some(prompt) = initial_prompt.filter(|p| !p.trim().is_empty()) {

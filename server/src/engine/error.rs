@@ -1,5 +1,6 @@
 //! What can go wrong in the engine, in its own words; the HTTP layer picks statuses.
 
+use crate::agent::ControlError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,4 +25,14 @@ pub enum EngineError {
     Failed(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<ControlError> for EngineError {
+    fn from(err: ControlError) -> Self {
+        match err {
+            ControlError::NotFound(why) => EngineError::NotFound(why),
+            ControlError::Conflict(why) => EngineError::Conflict(why),
+            ControlError::Failed(why) => EngineError::Failed(why),
+        }
+    }
 }

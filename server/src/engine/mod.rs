@@ -177,5 +177,7 @@ impl Engine {
                 tracing::warn!(%err, "a turn did not stop before shutdown; it will be closed on the next start");
             }
         }
+        // Agent processes go last: a stopped turn may still be telling its agent.
+        futures::future::join_all(all.iter().map(|c| c.session.shutdown())).await;
     }
 }

@@ -66,8 +66,8 @@ impl Conversation {
             Err(err) => Err(err.into()),
         };
         let stop = self.runtime().turn.take().and_then(|t| t.stop);
-        let text = match result {
-            Ok(text) => text,
+        let end = match result {
+            Ok(end) => end,
             Err(err) => {
                 // A storage failure: this turn's tool result may be missing, so it is
                 // closed from what the log really holds, never by a bare closing message.
@@ -80,8 +80,9 @@ impl Conversation {
                 return;
             }
         };
-        let mut closing = Message::new(MessageType::Agent, text);
+        let mut closing = Message::new(MessageType::Agent, end.text);
         closing.end_of_turn = true;
+        closing.usage = end.usage;
         if let Some(stop) = stop {
             closing.content = format!("Turn stopped: {}.", stop.reason);
             if stop.dropped > 0 {

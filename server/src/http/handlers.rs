@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 
 use app::protocol::{
-    AgentInfo, CancelRequest, CancelResponse, ChatRequest, ChatResponse, CommitDescription,
-    ConversationState, ConversationSummary, CreateConversation, InputRequest, InputResponse,
-    RepromptSuggestion, RestartRequest, RestartResponse, ToolStatus,
+    AgentInfo, CancelRequest, CancelResponse, ChatRequest, ChatResponse, ChoiceRequest,
+    ChoiceResponse, CommitDescription, ConversationState, ConversationSummary,
+    CreateConversation, InputRequest, InputResponse, PermissionResponseAck,
+    PermissionResponseRequest, RepromptSuggestion, RestartRequest, RestartResponse, ToolStatus,
 };
 use axum::Router;
 use axum::extract::State;
@@ -19,6 +20,7 @@ use super::AppState;
 use super::error::AppError;
 use super::extract::{Json, OptionalJson, Path, Query};
 use super::reads;
+use crate::agent::ChoiceKind;
 use crate::engine::StopInfo;
 
 pub fn routes() -> Router<AppState> {
@@ -32,6 +34,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/conversations/{id}/cancel", post(cancel))
         .route("/api/conversations/{id}/restart", post(restart))
         .route("/api/conversations/{id}/input", post(input))
+        .route("/api/conversations/{id}/permission", post(permission))
+        .route("/api/conversations/{id}/mode", post(mode))
+        .route("/api/conversations/{id}/model", post(model))
         .route("/api/conversations/{id}/download", get(reads::download))
         .route(
             "/api/conversations/{id}/suggest-reprompt",
@@ -171,6 +176,45 @@ async fn input(
         .input(&body.tool_call_id, body.data.into_bytes())
         .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(InputResponse { written })))
+}
+
+async fn permission(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<PermissionResponseRequest>,
+) -> Result<axum::Json<PermissionResponseAck>, AppError> {
+    let answer = state
+        .engine
+        .get(&id)?
+        .answer_permission(&body.request_id, &body.option_id)
+        .await?;
+    Ok(axum::Json(PermissionResponseAck { answer }))
+}
+
+async fn mode(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<ChoiceRequest>,
+) -> Result<axum::Json<ChoiceResponse>, AppError> {
+    let choices = state
+        .engine
+        .get(&id)?
+        .choose(ChoiceKind::Mode, &body.id)
+        .await?;
+    Ok(axum::Json(ChoiceResponse { choices }))
+}
+
+async fn model(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<ChoiceRequest>,
+) -> Result<axum::Json<ChoiceResponse>, AppError> {
+    let choices = state
+        .engine
+        .get(&id)?
+        .choose(ChoiceKind::Model, &body.id)
+        .await?;
+    Ok(axum::Json(ChoiceResponse { choices }))
 }
 
 async fn suggest_reprompt(
