@@ -52,6 +52,19 @@ impl Turn {
         &self.tools.log
     }
 
+    /// The conversation's working directory.
+    pub fn cwd(&self) -> &std::path::Path {
+        &self.tools.cwd
+    }
+
+    /// Appends messages to the conversation's log in one write.
+    pub async fn append_all(&self, messages: Vec<Message>) -> Result<(), TurnError> {
+        if !messages.is_empty() {
+            self.log().append_all(messages).await?;
+        }
+        Ok(())
+    }
+
     /// Appends a message to the conversation's log; returns its index.
     pub async fn append(&self, message: Message) -> Result<u64, TurnError> {
         Ok(self.log().append(message).await?.idx)
