@@ -94,7 +94,17 @@ pub async fn with_agent<R: Send + 'static>(
     log: Log,
     body: impl AsyncFnOnce(ConnectionTo<Agent>, String) -> Result<R, Error> + Send + 'static,
 ) -> Result<R, Error> {
-    let mut child = agent_command(&[]).spawn().unwrap();
+    with_agent_args(&[], answers, log, body).await
+}
+
+/// [`with_agent`] with startup flags for the agent.
+pub async fn with_agent_args<R: Send + 'static>(
+    args: &[&str],
+    answers: Answers,
+    log: Log,
+    body: impl AsyncFnOnce(ConnectionTo<Agent>, String) -> Result<R, Error> + Send + 'static,
+) -> Result<R, Error> {
+    let mut child = agent_command(args).spawn().unwrap();
     let stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
     let transport = ByteStreams::new(stdin.compat_write(), stdout.compat());
