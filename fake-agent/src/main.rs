@@ -76,7 +76,10 @@ pub struct Shared {
 
 impl Shared {
     pub fn next_tool_call_id(&self) -> String {
-        format!("tc-{}", self.next_tool_call.fetch_add(1, Ordering::Relaxed) + 1)
+        format!(
+            "tc-{}",
+            self.next_tool_call.fetch_add(1, Ordering::Relaxed) + 1
+        )
     }
 
     pub fn sessions(&self) -> MutexGuard<'_, HashMap<String, Session>> {
@@ -84,7 +87,10 @@ impl Shared {
     }
 
     pub fn caps(&self) -> ClientCapabilities {
-        self.client_caps.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.client_caps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 

@@ -1,6 +1,14 @@
 //! The prompt is the script: one directive per line, run in order. Each directive
 //! mimics what some real agent puts on the wire, so a client can be tested against
 //! that behaviour without the agent.
+//!
+//! `say`/`think TEXT`, `plan A; B`, `plan-done N`, `ask TITLE`, `run`/`kill-run`/
+//! `ask-run`/`self-run`/`meta-run CMD`, `write PATH TEXT`, `read PATH`, `usage IN OUT`,
+//! `open TITLE`, `sleep SECS`, `hang`, `flood N`, `crash`, `garbage`, `env NAME`,
+//! `stderr TEXT`, `cwd`. Tool calls are numbered `tc-1`, `tc-2`, … per process.
+//!
+//! `garbage` is ordered with the writer, not with the SDK's outgoing queue: it can
+//! overtake updates the SDK has queued but not yet written.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -55,7 +63,14 @@ impl Run {
         cwd: PathBuf,
         cancel: CancellationToken,
     ) -> Self {
-        Self { cx, shared, session_id, cwd, cancel, usage: None }
+        Self {
+            cx,
+            shared,
+            session_id,
+            cwd,
+            cancel,
+            usage: None,
+        }
     }
 
     /// The prompt's response, or `None` when the script says `hang`.
@@ -89,9 +104,11 @@ impl Run {
     fn response(&self, stop: StopReason) -> PromptResponse {
         let response = PromptResponse::new(stop);
         match self.usage {
-            Some((input, output)) => response.usage(
-                agent_client_protocol::v1::schema::Usage::new(input + output, input, output),
-            ),
+            Some((input, output)) => response.usage(agent_client_protocol::v1::schema::Usage::new(
+                input + output,
+                input,
+                output,
+            )),
             None => response,
         }
     }
@@ -102,7 +119,10 @@ impl Run {
     }
 
     async fn directive(&mut self, line: &str) -> Result<Flow, Error> {
-        let (word, rest) = line.trim_start().split_once(' ').unwrap_or((line.trim(), ""));
+        let (word, rest) = line
+            .trim_start()
+            .split_once(' ')
+            .unwrap_or((line.trim(), ""));
         match word {
             "say" => self.chunks("agent_message_chunk", rest)?,
             "think" => self.chunks("agent_thought_chunk", rest)?,
@@ -162,7 +182,11 @@ impl Run {
             }
             "garbage" => {
                 let line = b"this is not json {{{\n".to_vec();
-                self.shared.raw_out.send(line).await.map_err(Error::into_internal_error)?;
+                self.shared
+                    .raw_out
+                    .send(line)
+                    .await
+                    .map_err(Error::into_internal_error)?;
             }
             "env" => {
                 let name = rest.trim();
@@ -184,7 +208,8 @@ impl Run {
     pub fn update(&self, update: Value) -> Result<(), Error> {
         let params = json!({"sessionId": self.session_id, "update": update});
         typed::<SessionNotification>(params.clone())?;
-        self.cx.send_notification(UntypedMessage::new("session/update", params)?)
+        self.cx
+            .send_notification(UntypedMessage::new("session/update", params)?)
     }
 
     fn chunk(&self, kind: &str, text: &str) -> Result<(), Error> {
@@ -193,7 +218,8 @@ impl Run {
 
     /// One chunk per word, each keeping the space after it, so they add up to `text`.
     fn chunks(&self, kind: &str, text: &str) -> Result<(), Error> {
-        text.split_inclusive(' ').try_for_each(|word| self.chunk(kind, word))
+        text.split_inclusive(' ')
+            .try_for_each(|word| self.chunk(kind, word))
     }
 
     pub fn say(&self, text: &str) -> Result<(), Error> {
@@ -266,7 +292,8 @@ impl Run {
                               "status": "pending", "rawInput": {"command": title}}))?;
         match self.permission(&id, title).await? {
             Some(true) => {
-                let approved = [json!({"type": "content", "content": {"type": "text", "text": "approved"}})];
+                let approved =
+                    [json!({"type": "content", "content": {"type": "text", "text": "approved"}})];
                 self.tool_update(&id, json!({"status": "completed", "content": approved}))?;
                 self.say(&format!("allowed {title}"))?;
                 Ok(Flow::Next)
@@ -312,10 +339,18 @@ impl Run {
         let text = text.replace("\\n", "\n");
         let abs = self.path(path);
         let id = self.shared.next_tool_call_id();
-        self.tool_call(json!({"toolCallId": id, "title": format!("write {path}"), "kind": "edit",
-                              "status": "pending", "locations": [{"path": abs}]}))?;
+        self.tool_call(
+            json!({"toolCallId": id, "title": format!("write {path}"), "kind": "edit",
+                              "status": "pending", "locations": [{"path": abs}]}),
+        )?;
         let read: ReadTextFileRequest = typed(json!({"sessionId": self.session_id, "path": abs}))?;
-        let old = self.cx.send_request(read).block_task().await.ok().map(|r| r.content);
+        let old = self
+            .cx
+            .send_request(read)
+            .block_task()
+            .await
+            .ok()
+            .map(|r| r.content);
         let write: WriteTextFileRequest =
             typed(json!({"sessionId": self.session_id, "path": abs, "content": text}))?;
         match self.cx.send_request(write).block_task().await {
@@ -344,11 +379,15 @@ impl Run {
     /// The stable schema only has `usage_update` (context window: `used` of `size`),
     /// so `used` is IN + OUT; the split itself rides in `_meta`.
     fn report_usage(&mut self, rest: &str) -> Result<(), Error> {
-        let mut numbers = rest.split_whitespace().map(|n| n.parse::<u64>().unwrap_or(0));
+        let mut numbers = rest
+            .split_whitespace()
+            .map(|n| n.parse::<u64>().unwrap_or(0));
         let input = numbers.next().unwrap_or(0);
         let output = numbers.next().unwrap_or(0);
         self.usage = Some((input, output));
-        self.update(json!({"sessionUpdate": "usage_update", "used": input + output, "size": 200_000,
-                           "_meta": {"inputTokens": input, "outputTokens": output}}))
+        self.update(
+            json!({"sessionUpdate": "usage_update", "used": input + output, "size": 200_000,
+                           "_meta": {"inputTokens": input, "outputTokens": output}}),
+        )
     }
 }

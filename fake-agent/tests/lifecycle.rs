@@ -24,24 +24,26 @@ async fn initialize_names_the_agent_and_load_is_opt_in() {
             child.stdout.take().unwrap().compat(),
         );
         // The connection future is `Send`, so it can live in a task of its own.
-        let task = tokio::spawn(common::client(Answers::default(), Log::default()).connect_with(
-            transport,
-            async move |cx| {
-                let init = cx
-                    .send_request(InitializeRequest::new(ProtocolVersion::V1))
-                    .block_task()
-                    .await?;
-                assert_eq!(init.protocol_version, ProtocolVersion::V1);
-                assert_eq!(init.agent_info.unwrap().name, "fake-acp-agent");
-                assert_eq!(init.agent_capabilities.load_session, load);
-                let loaded = cx
-                    .send_request(LoadSessionRequest::new("never-seen", std::env::temp_dir()))
-                    .block_task()
-                    .await;
-                assert_eq!(loaded.is_ok(), load, "{loaded:?}");
-                Ok(())
-            },
-        ));
+        let task = tokio::spawn(
+            common::client(Answers::default(), Log::default()).connect_with(
+                transport,
+                async move |cx| {
+                    let init = cx
+                        .send_request(InitializeRequest::new(ProtocolVersion::V1))
+                        .block_task()
+                        .await?;
+                    assert_eq!(init.protocol_version, ProtocolVersion::V1);
+                    assert_eq!(init.agent_info.unwrap().name, "fake-acp-agent");
+                    assert_eq!(init.agent_capabilities.load_session, load);
+                    let loaded = cx
+                        .send_request(LoadSessionRequest::new("never-seen", std::env::temp_dir()))
+                        .block_task()
+                        .await;
+                    assert_eq!(loaded.is_ok(), load, "{loaded:?}");
+                    Ok(())
+                },
+            ),
+        );
         task.await.unwrap().unwrap();
     }
 }
@@ -52,7 +54,10 @@ async fn set_mode_announces_the_new_mode() {
     with_agent(Answers::default(), log.clone(), async |cx, session| {
         let request = SetSessionModeRequest::new(session.clone(), "auto");
         cx.send_request(request).block_task().await?;
-        let bad = cx.send_request(SetSessionModeRequest::new(session, "yolo")).block_task().await;
+        let bad = cx
+            .send_request(SetSessionModeRequest::new(session, "yolo"))
+            .block_task()
+            .await;
         assert!(bad.is_err());
         Ok(())
     })
@@ -75,13 +80,21 @@ async fn self_run_sends_cumulative_output_and_meta_run_sends_deltas() {
         .updates_json()
         .iter()
         .filter(|u| u["sessionUpdate"] == "tool_call_update")
-        .map(|u| u["content"][0]["content"]["text"].as_str().unwrap().to_string())
+        .map(|u| {
+            u["content"][0]["content"]["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(texts, ["a\n", "a\nb\n", "a\nb\n"]);
     assert_eq!(log.said(), "exit 0: a\nb");
 
     let log = Log::default();
-    let answers = Answers { meta_terminal_output: true, ..Answers::default() };
+    let answers = Answers {
+        meta_terminal_output: true,
+        ..Answers::default()
+    };
     with_agent(answers, log.clone(), async |cx, session| {
         prompt(&cx, &session, "meta-run echo a; exit 4").await
     })
@@ -89,7 +102,10 @@ async fn self_run_sends_cumulative_output_and_meta_run_sends_deltas() {
     .unwrap();
     let updates = log.updates_json();
     assert_eq!(updates[0]["_meta"]["terminal_info"]["terminal_id"], "tc-1");
-    assert_eq!(updates[0]["content"][0], json!({"type": "terminal", "terminalId": "tc-1"}));
+    assert_eq!(
+        updates[0]["content"][0],
+        json!({"type": "terminal", "terminalId": "tc-1"})
+    );
     assert_eq!(updates[1]["_meta"]["terminal_output"]["data"], "a\n");
     assert_eq!(updates[2]["_meta"]["terminal_exit"]["exit_code"], 4);
 }
@@ -118,7 +134,12 @@ async fn write_sends_a_diff_and_read_reports_the_clients_error() {
 async fn usage_plan_env_and_unknown_directives() {
     let log = Log::default();
     let response = with_agent(Answers::default(), log.clone(), async |cx, session| {
-        prompt(&cx, &session, "plan a; b\nplan-done 1\nusage 10 5\nenv FAKE_AGENT_NOT_SET\nfly").await
+        prompt(
+            &cx,
+            &session,
+            "plan a; b\nplan-done 1\nusage 10 5\nenv FAKE_AGENT_NOT_SET\nfly",
+        )
+        .await
     })
     .await
     .unwrap();
@@ -127,7 +148,10 @@ async fn usage_plan_env_and_unknown_directives() {
     assert_eq!(updates[1]["entries"][1]["status"], "in_progress");
     assert_eq!(updates[2]["sessionUpdate"], "usage_update");
     assert_eq!(updates[2]["used"], 15);
-    assert_eq!(log.said(), "env FAKE_AGENT_NOT_SET=(unset)unknown directive: fly");
+    assert_eq!(
+        log.said(),
+        "env FAKE_AGENT_NOT_SET=(unset)unknown directive: fly"
+    );
     let response = serde_json::to_value(response).unwrap();
     assert_eq!(response["usage"]["inputTokens"], 10);
 }
@@ -136,7 +160,11 @@ async fn usage_plan_env_and_unknown_directives() {
 async fn a_garbage_line_does_not_end_the_connection() {
     let log = Log::default();
     let stop = with_agent(Answers::default(), log.clone(), async |cx, session| {
-        Ok(prompt(&cx, &session, "say before\ngarbage\nflood 500\nsay after").await?.stop_reason)
+        Ok(
+            prompt(&cx, &session, "say before\ngarbage\nflood 500\nsay after")
+                .await?
+                .stop_reason,
+        )
     })
     .await
     .unwrap();
@@ -146,13 +174,14 @@ async fn a_garbage_line_does_not_end_the_connection() {
 
 #[tokio::test]
 async fn a_crash_fails_the_pending_prompt() {
-    let result: Result<(), Error> = with_agent(Answers::default(), Log::default(), async |cx, session| {
-        let crashed = prompt(&cx, &session, "say bye\ncrash").await;
-        eprintln!("prompt after crash: {crashed:?}");
-        assert!(crashed.is_err());
-        Ok(())
-    })
-    .await;
+    let result: Result<(), Error> =
+        with_agent(Answers::default(), Log::default(), async |cx, session| {
+            let crashed = prompt(&cx, &session, "say bye\ncrash").await;
+            eprintln!("prompt after crash: {crashed:?}");
+            assert!(crashed.is_err());
+            Ok(())
+        })
+        .await;
     eprintln!("connection after crash: {result:?}");
 }
 
@@ -160,14 +189,25 @@ async fn a_crash_fails_the_pending_prompt() {
 async fn startup_flags_and_stdin_closing() {
     let out = agent_command(&["--exit-at-once"]).output().await.unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "fake agent refuses to start\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "fake agent refuses to start\n"
+    );
 
     let mut child = agent_command(&["--stderr-lines", "3"]).spawn().unwrap();
     drop(child.stdin.take());
-    let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .unwrap();
     assert!(status.unwrap().success());
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).await.unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
     assert_eq!(stderr.lines().count(), 3);
 }
 
@@ -175,7 +215,12 @@ async fn startup_flags_and_stdin_closing() {
 async fn no_init_never_answers() {
     let result = tokio::time::timeout(
         Duration::from_millis(500),
-        with_agent_args(&["--no-init"], Answers::default(), Log::default(), async |_, _| Ok(())),
+        with_agent_args(
+            &["--no-init"],
+            Answers::default(),
+            Log::default(),
+            async |_, _| Ok(()),
+        ),
     )
     .await;
     assert!(result.is_err(), "initialize was answered");

@@ -15,25 +15,44 @@ use serde_json::json;
 async fn say_streams_words_that_add_up_to_the_text() {
     let log = Log::default();
     let stop = with_agent(Answers::default(), log.clone(), async |cx, session| {
-        Ok(prompt(&cx, &session, "say hello  brave new world\nthink hmm yes").await?.stop_reason)
+        Ok(
+            prompt(&cx, &session, "say hello  brave new world\nthink hmm yes")
+                .await?
+                .stop_reason,
+        )
     })
     .await
     .unwrap();
     assert_eq!(stop, StopReason::EndTurn);
     assert_eq!(log.said(), "hello  brave new world");
     let updates = log.updates_json();
-    let chunks = updates.iter().filter(|u| u["sessionUpdate"] == "agent_message_chunk").count();
-    assert_eq!(chunks, 5, "one chunk a word, the double space its own: {updates:?}");
-    assert!(updates.iter().any(|u| u["sessionUpdate"] == "agent_thought_chunk"));
+    let chunks = updates
+        .iter()
+        .filter(|u| u["sessionUpdate"] == "agent_message_chunk")
+        .count();
+    assert_eq!(
+        chunks, 5,
+        "one chunk a word, the double space its own: {updates:?}"
+    );
+    assert!(
+        updates
+            .iter()
+            .any(|u| u["sessionUpdate"] == "agent_thought_chunk")
+    );
 }
 
 #[tokio::test]
 async fn ask_offers_options_whose_ids_are_not_their_kinds() {
     let log = Log::default();
-    let answers = Answers { permission: Some(PermissionOptionKind::AllowOnce), ..Answers::default() };
-    with_agent(answers, log.clone(), async |cx, session| prompt(&cx, &session, "ask ls -la").await)
-        .await
-        .unwrap();
+    let answers = Answers {
+        permission: Some(PermissionOptionKind::AllowOnce),
+        ..Answers::default()
+    };
+    with_agent(answers, log.clone(), async |cx, session| {
+        prompt(&cx, &session, "ask ls -la").await
+    })
+    .await
+    .unwrap();
     let request = log.params("session/request_permission").unwrap();
     let options: Vec<_> = request["options"]
         .as_array()
@@ -43,26 +62,41 @@ async fn ask_offers_options_whose_ids_are_not_their_kinds() {
         .collect();
     assert_eq!(
         options,
-        [("yes", "allow_once"), ("always", "allow_always"), ("no", "reject_once")]
+        [
+            ("yes", "allow_once"),
+            ("always", "allow_always"),
+            ("no", "reject_once")
+        ]
     );
     assert_eq!(request["toolCall"]["toolCallId"], "tc-1");
     let first = log.updates.lock().unwrap()[0].clone();
-    let SessionUpdate::ToolCall(call) = first else { panic!("not a tool call: {first:?}") };
+    let SessionUpdate::ToolCall(call) = first else {
+        panic!("not a tool call: {first:?}")
+    };
     assert_eq!(call.status, ToolCallStatus::Pending);
     let updates = log.updates_json();
-    assert!(updates.iter().any(|u| u["sessionUpdate"] == "tool_call_update"
-        && u["status"] == "completed"
-        && u["content"][0]["content"]["text"] == "approved"));
+    assert!(
+        updates
+            .iter()
+            .any(|u| u["sessionUpdate"] == "tool_call_update"
+                && u["status"] == "completed"
+                && u["content"][0]["content"]["text"] == "approved")
+    );
     assert_eq!(log.said(), "allowed ls -la");
 }
 
 #[tokio::test]
 async fn a_rejected_ask_run_runs_nothing() {
     let log = Log::default();
-    let answers = Answers { permission: Some(PermissionOptionKind::RejectOnce), ..Answers::default() };
-    with_agent(answers, log.clone(), async |cx, session| prompt(&cx, &session, "ask-run rm -rf x").await)
-        .await
-        .unwrap();
+    let answers = Answers {
+        permission: Some(PermissionOptionKind::RejectOnce),
+        ..Answers::default()
+    };
+    with_agent(answers, log.clone(), async |cx, session| {
+        prompt(&cx, &session, "ask-run rm -rf x").await
+    })
+    .await
+    .unwrap();
     assert_eq!(log.said(), "rejected rm -rf x");
     assert!(log.params("terminal/create").is_none());
 }
@@ -78,13 +112,25 @@ async fn run_uses_the_clients_terminal_as_claudes_adapter_does() {
     let create = log.params("terminal/create").unwrap();
     assert_eq!(create["command"], "echo hi && ls");
     assert_eq!(create["outputByteLimit"], 32000);
-    assert!(create.get("args").is_none() && create["cwd"].is_null(), "{create}");
+    assert!(
+        create.get("args").is_none() && create["cwd"].is_null(),
+        "{create}"
+    );
     assert_eq!(
         log.methods(),
-        ["terminal/create", "terminal/wait_for_exit", "terminal/output", "terminal/release"]
+        [
+            "terminal/create",
+            "terminal/wait_for_exit",
+            "terminal/output",
+            "terminal/release"
+        ]
     );
     let updates = log.updates_json();
-    assert!(updates.iter().any(|u| u["content"][0] == json!({"type": "terminal", "terminalId": "term-1"})));
+    assert!(
+        updates
+            .iter()
+            .any(|u| u["content"][0] == json!({"type": "terminal", "terminalId": "term-1"}))
+    );
     assert!(updates.iter().any(|u| u["status"] == "completed"));
     assert_eq!(log.said(), "exit 0: hello");
 }
@@ -97,7 +143,10 @@ async fn kill_run_kills_before_waiting() {
     })
     .await
     .unwrap();
-    assert_eq!(log.methods()[..3], ["terminal/create", "terminal/kill", "terminal/wait_for_exit"]);
+    assert_eq!(
+        log.methods()[..3],
+        ["terminal/create", "terminal/kill", "terminal/wait_for_exit"]
+    );
 }
 
 #[tokio::test]
@@ -109,7 +158,8 @@ async fn cancel_ends_a_sleep_at_once() {
             // `session/cancel` is a notification: there is nothing to await.
             cx.send_notification(CancelNotification::new(session.clone()))
         };
-        let (response, sent) = tokio::join!(prompt(&cx, &session, "sleep 30\nsay too late"), cancel);
+        let (response, sent) =
+            tokio::join!(prompt(&cx, &session, "sleep 30\nsay too late"), cancel);
         sent?;
         Ok(response?.stop_reason)
     })
@@ -122,7 +172,10 @@ async fn cancel_ends_a_sleep_at_once() {
 #[tokio::test]
 async fn cancel_while_a_terminal_runs_releases_it_without_killing() {
     let log = Log::default();
-    let answers = Answers { hold_wait: true, ..Answers::default() };
+    let answers = Answers {
+        hold_wait: true,
+        ..Answers::default()
+    };
     let stop = with_agent(answers, log.clone(), async |cx, session| {
         let cancel = async {
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -136,13 +189,19 @@ async fn cancel_while_a_terminal_runs_releases_it_without_killing() {
     .unwrap();
     assert_eq!(stop, StopReason::Cancelled);
     let methods = log.methods();
-    assert!(methods.contains(&"terminal/release".to_string()), "{methods:?}");
+    assert!(
+        methods.contains(&"terminal/release".to_string()),
+        "{methods:?}"
+    );
     assert!(!methods.contains(&"terminal/kill".to_string()));
 }
 
 #[tokio::test]
 async fn cancel_while_asking_ends_the_turn() {
-    let answers = Answers { permission: None, ..Answers::default() };
+    let answers = Answers {
+        permission: None,
+        ..Answers::default()
+    };
     let stop = with_agent(answers, Log::default(), async |cx, session| {
         let cancel = async {
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -155,4 +214,43 @@ async fn cancel_while_asking_ends_the_turn() {
     .await
     .unwrap();
     assert_eq!(stop, StopReason::Cancelled);
+}
+
+#[tokio::test]
+async fn cancel_kills_a_command_the_agent_runs_itself() {
+    let started = Instant::now();
+    let stop = with_agent(Answers::default(), Log::default(), async |cx, session| {
+        let cancel = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            cx.send_notification(CancelNotification::new(session.clone()))
+        };
+        let script = "self-run echo started; sleep 30";
+        let (response, sent) = tokio::join!(prompt(&cx, &session, script), cancel);
+        sent?;
+        Ok(response?.stop_reason)
+    })
+    .await
+    .unwrap();
+    assert_eq!(stop, StopReason::Cancelled);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn hang_ignores_cancel() {
+    let answered = with_agent(Answers::default(), Log::default(), async |cx, session| {
+        let pending = prompt(&cx, &session, "say stuck\nhang");
+        let cancel = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            cx.send_notification(CancelNotification::new(session.clone()))
+        };
+        let (answer, sent) = tokio::join!(
+            tokio::time::timeout(Duration::from_millis(800), pending),
+            cancel
+        );
+        sent?;
+        Ok(answer.is_ok())
+    })
+    .await
+    .unwrap();
+    assert!(!answered, "a hanging prompt was answered");
 }

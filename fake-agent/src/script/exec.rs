@@ -107,7 +107,11 @@ impl Run {
     }
 
     fn finish(&self, id: &str, status: &TerminalExitStatus, output: &str) -> Result<(), Error> {
-        let done = if status.exit_code == Some(0) { "completed" } else { "failed" };
+        let done = if status.exit_code == Some(0) {
+            "completed"
+        } else {
+            "failed"
+        };
         self.tool_update(id, json!({"status": done}))?;
         let code = status.exit_code.map(i64::from);
         let label = exit_label(code, status.signal.as_deref());
@@ -118,9 +122,8 @@ impl Run {
     /// asked for it with `clientCapabilities._meta.terminal_output`, as with Codex.
     pub(super) async fn self_run(&self, cmd: &str, meta: bool) -> Result<Flow, Error> {
         let caps = self.shared.caps();
-        let meta = meta
-            && caps.meta.as_ref().and_then(|m| m.get("terminal_output"))
-                == Some(&json!(true));
+        let meta =
+            meta && caps.meta.as_ref().and_then(|m| m.get("terminal_output")) == Some(&json!(true));
         let id = self.shared.next_tool_call_id();
         let mut call = json!({"toolCallId": id, "title": cmd, "kind": "execute",
                               "status": "pending", "rawInput": {"command": cmd}});
@@ -177,9 +180,14 @@ impl Run {
         let status = child.wait().await.map_err(Error::into_internal_error)?;
         let code = status.code();
         let signal = std::os::unix::process::ExitStatusExt::signal(&status).map(|s| s.to_string());
-        let done = if code == Some(0) { "completed" } else { "failed" };
+        let done = if code == Some(0) {
+            "completed"
+        } else {
+            "failed"
+        };
         if meta {
-            let exit = json!({"terminal_exit": {"terminal_id": id, "exit_code": code, "signal": signal}});
+            let exit =
+                json!({"terminal_exit": {"terminal_id": id, "exit_code": code, "signal": signal}});
             self.tool_update(&id, json!({"status": done, "_meta": exit}))?;
         } else {
             let text = [json!({"type": "content", "content": {"type": "text", "text": all}})];

@@ -9,11 +9,11 @@ use std::time::Duration;
 use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::schema::{
     ClientCapabilities, ContentBlock, CreateTerminalRequest, FileSystemCapabilities,
-    InitializeRequest, KillTerminalRequest, NewSessionRequest, PermissionOptionKind,
-    PromptRequest, PromptResponse, ReadTextFileRequest, ReleaseTerminalRequest,
-    RequestPermissionOutcome, RequestPermissionRequest, RequestPermissionResponse,
-    SelectedPermissionOutcome, SessionNotification, SessionUpdate, TerminalOutputRequest,
-    TextContent, WaitForTerminalExitRequest, WriteTextFileRequest,
+    InitializeRequest, KillTerminalRequest, NewSessionRequest, PermissionOptionKind, PromptRequest,
+    PromptResponse, ReadTextFileRequest, ReleaseTerminalRequest, RequestPermissionOutcome,
+    RequestPermissionRequest, RequestPermissionResponse, SelectedPermissionOutcome,
+    SessionNotification, SessionUpdate, TerminalOutputRequest, TextContent,
+    WaitForTerminalExitRequest, WriteTextFileRequest,
 };
 use agent_client_protocol::v1::{ConnectionTo, Responder};
 use agent_client_protocol::{Agent, ByteStreams, Client, Error};
@@ -43,16 +43,27 @@ pub struct Log {
 impl Log {
     fn call(&self, method: &str, params: &impl serde::Serialize) {
         let params = serde_json::to_value(params).unwrap();
-        self.calls.lock().unwrap().push((method.to_string(), params));
+        self.calls
+            .lock()
+            .unwrap()
+            .push((method.to_string(), params));
     }
 
     pub fn methods(&self) -> Vec<String> {
-        self.calls.lock().unwrap().iter().map(|(m, _)| m.clone()).collect()
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(m, _)| m.clone())
+            .collect()
     }
 
     pub fn params(&self, method: &str) -> Option<Value> {
         let calls = self.calls.lock().unwrap();
-        calls.iter().find(|(m, _)| m == method).map(|(_, p)| p.clone())
+        calls
+            .iter()
+            .find(|(m, _)| m == method)
+            .map(|(_, p)| p.clone())
     }
 
     /// The agent's message: every `agent_message_chunk` joined.
@@ -72,7 +83,10 @@ impl Log {
 
     pub fn updates_json(&self) -> Vec<Value> {
         let updates = self.updates.lock().unwrap();
-        updates.iter().map(|u| serde_json::to_value(u).unwrap()).collect()
+        updates
+            .iter()
+            .map(|u| serde_json::to_value(u).unwrap())
+            .collect()
     }
 }
 
@@ -112,7 +126,9 @@ pub async fn with_agent_args<R: Send + 'static>(
 
     let connection = client(answers, log).connect_with(transport, async move |cx| {
         let mut caps = ClientCapabilities::new()
-            .fs(FileSystemCapabilities::new().read_text_file(true).write_text_file(true))
+            .fs(FileSystemCapabilities::new()
+                .read_text_file(true)
+                .write_text_file(true))
             .terminal(true);
         if meta {
             caps = caps.meta(json!({"terminal_output": true}).as_object().cloned());
@@ -189,9 +205,11 @@ pub fn client(
                     return Ok(());
                 };
                 let option = req.options.iter().find(|o| o.kind == kind).unwrap();
-                responder.respond(RequestPermissionResponse::new(RequestPermissionOutcome::Selected(
-                    SelectedPermissionOutcome::new(option.option_id.clone()),
-                )))
+                responder.respond(RequestPermissionResponse::new(
+                    RequestPermissionOutcome::Selected(SelectedPermissionOutcome::new(
+                        option.option_id.clone(),
+                    )),
+                ))
             },
             agent_client_protocol::on_receive_request!(),
         )
