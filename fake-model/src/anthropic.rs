@@ -32,9 +32,16 @@ fn turn(body: &Value) -> Turn {
     let last_user = body
         .get("messages")
         .and_then(Value::as_array)
-        .and_then(|m| m.iter().rev().find(|m| m.get("role") == Some(&json!("user"))));
+        .and_then(|m| {
+            m.iter()
+                .rev()
+                .find(|m| m.get("role") == Some(&json!("user")))
+        });
     let Some(content) = last_user.and_then(|m| m.get("content")) else {
-        return Turn { has_tools, ..Turn::default() };
+        return Turn {
+            has_tools,
+            ..Turn::default()
+        };
     };
     let tool_result = content.as_array().and_then(|blocks| {
         blocks
@@ -76,7 +83,11 @@ fn usage(input_tokens: u64, output_tokens: u64) -> Value {
 }
 
 fn stop_reason(reply: &Reply) -> &'static str {
-    if reply.tool.is_some() { "tool_use" } else { "end_turn" }
+    if reply.tool.is_some() {
+        "tool_use"
+    } else {
+        "end_turn"
+    }
 }
 
 async fn stream(sink: Sink, reply: Reply, model: Value, input_tokens: u64) -> Result<(), Gone> {
@@ -84,8 +95,11 @@ async fn stream(sink: Sink, reply: Reply, model: Value, input_tokens: u64) -> Re
         "id": script::new_id("msg_"), "type": "message", "role": "assistant", "model": model,
         "content": [], "stop_reason": null, "stop_sequence": null, "usage": usage(input_tokens, 1),
     });
-    sink.event(Some("message_start"), &json!({"type": "message_start", "message": message}))
-        .await?;
+    sink.event(
+        Some("message_start"),
+        &json!({"type": "message_start", "message": message}),
+    )
+    .await?;
     let start = json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}});
     sink.event(Some("content_block_start"), &start).await?;
     for delta in &reply.text {

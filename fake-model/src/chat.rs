@@ -36,7 +36,10 @@ fn turn(body: &Value) -> Turn {
         .get("tools")
         .and_then(Value::as_array)
         .is_some_and(|t| !t.is_empty());
-    let mut turn = Turn { has_tools, ..Turn::default() };
+    let mut turn = Turn {
+        has_tools,
+        ..Turn::default()
+    };
     let messages = body.get("messages").and_then(Value::as_array);
     for message in messages.into_iter().flatten().rev() {
         let content = message.get("content").unwrap_or(&Value::Null);
@@ -64,7 +67,10 @@ fn shell_call(body: &Value, cmd: &str) -> Option<ToolCall> {
             .any(|t| t.pointer("/function/name") == Some(&json!(name)))
     })?;
     let input = json!({"command": cmd, "description": "Run a command"});
-    Some(ToolCall { name: name.into(), input })
+    Some(ToolCall {
+        name: name.into(),
+        input,
+    })
 }
 
 struct Head {
@@ -89,12 +95,18 @@ impl Head {
 }
 
 fn finish_reason(reply: &Reply) -> &'static str {
-    if reply.tool.is_some() { "tool_calls" } else { "stop" }
+    if reply.tool.is_some() {
+        "tool_calls"
+    } else {
+        "stop"
+    }
 }
 
 async fn stream(sink: Sink, reply: Reply, head: Head) -> Result<(), Gone> {
-    let delta = |delta: Value| head.chunk(json!([{"index": 0, "delta": delta, "finish_reason": null}]));
-    sink.event(None, &delta(json!({"role": "assistant", "content": ""}))).await?;
+    let delta =
+        |delta: Value| head.chunk(json!([{"index": 0, "delta": delta, "finish_reason": null}]));
+    sink.event(None, &delta(json!({"role": "assistant", "content": ""})))
+        .await?;
     for piece in &reply.text {
         if let Some(pace) = reply.pace {
             tokio::time::sleep(pace).await;
@@ -104,10 +116,12 @@ async fn stream(sink: Sink, reply: Reply, head: Head) -> Result<(), Gone> {
     if let Some(tool) = &reply.tool {
         let call = json!({"index": 0, "id": script::new_id("call_"), "type": "function",
                           "function": {"name": tool.name, "arguments": ""}});
-        sink.event(None, &delta(json!({"tool_calls": [call]}))).await?;
+        sink.event(None, &delta(json!({"tool_calls": [call]})))
+            .await?;
         for piece in tool.pieces() {
             let call = json!({"index": 0, "function": {"arguments": piece}});
-            sink.event(None, &delta(json!({"tool_calls": [call]}))).await?;
+            sink.event(None, &delta(json!({"tool_calls": [call]})))
+                .await?;
         }
     }
     let finish = json!([{"index": 0, "delta": {}, "finish_reason": finish_reason(&reply)}]);

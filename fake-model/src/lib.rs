@@ -144,7 +144,8 @@ impl Drop for FakeModel {
 
 /// A JSON error body in the shape both vendors use.
 pub fn error(status: StatusCode, message: &str) -> Response {
-    let body = json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}});
+    let body =
+        json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}});
     (status, axum::Json(body)).into_response()
 }
 
@@ -165,7 +166,9 @@ async fn handle(
         .iter()
         .filter(|(name, _)| {
             let name = name.as_str();
-            LOGGED_HEADERS.contains(&name) || name.starts_with("x-") || name.starts_with("anthropic-")
+            LOGGED_HEADERS.contains(&name)
+                || name.starts_with("x-")
+                || name.starts_with("anthropic-")
         })
         .map(|(name, value)| {
             let value = String::from_utf8_lossy(value.as_bytes()).into_owned();

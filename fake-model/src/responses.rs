@@ -38,12 +38,18 @@ fn turn(body: &Value) -> Turn {
         .get("tools")
         .and_then(Value::as_array)
         .is_some_and(|t| !t.is_empty());
-    let mut turn = Turn { has_tools, ..Turn::default() };
+    let mut turn = Turn {
+        has_tools,
+        ..Turn::default()
+    };
     match body.get("input") {
         Some(Value::String(text)) => turn.text = text.clone(),
         Some(Value::Array(items)) => {
             for item in items.iter().rev() {
-                let kind = item.get("type").and_then(Value::as_str).unwrap_or("message");
+                let kind = item
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("message");
                 if kind == "function_call_output" {
                     let output = item.get("output").unwrap_or(&Value::Null);
                     turn.tool_result = Some(script::content_text(output));
@@ -70,10 +76,16 @@ fn shell_call(body: &Value, cmd: &str, escalate: bool) -> Option<ToolCall> {
             input["sandbox_permissions"] = json!("require_escalated");
             input["justification"] = json!("Need to run it");
         }
-        Some(ToolCall { name: "exec_command".into(), input })
+        Some(ToolCall {
+            name: "exec_command".into(),
+            input,
+        })
     } else if has("shell") {
         let input = json!({"command": ["bash", "-lc", cmd]});
-        Some(ToolCall { name: "shell".into(), input })
+        Some(ToolCall {
+            name: "shell".into(),
+            input,
+        })
     } else {
         None
     }
@@ -138,43 +150,83 @@ async fn stream(sink: Sink, reply: Reply, head: Head) -> Result<(), Gone> {
     let mut ev = Events { sink, seq: 0 };
     let items = items(&reply);
     let started = head.response("in_progress", &[], &reply);
-    ev.emit("response.created", json!({"response": started})).await?;
-    ev.emit("response.in_progress", json!({"response": started})).await?;
+    ev.emit("response.created", json!({"response": started}))
+        .await?;
+    ev.emit("response.in_progress", json!({"response": started}))
+        .await?;
 
     let msg = &items[0];
     let msg_id = &msg["id"];
     let mut added = msg.clone();
     added["status"] = json!("in_progress");
     added["content"] = json!([]);
-    ev.emit("response.output_item.added", json!({"output_index": 0, "item": added})).await?;
+    ev.emit(
+        "response.output_item.added",
+        json!({"output_index": 0, "item": added}),
+    )
+    .await?;
     let empty = json!({"type": "output_text", "text": "", "annotations": []});
     let at = json!({"item_id": msg_id, "output_index": 0, "content_index": 0});
-    ev.emit("response.content_part.added", with(&at, "part", empty)).await?;
+    ev.emit("response.content_part.added", with(&at, "part", empty))
+        .await?;
     for delta in &reply.text {
         if let Some(pace) = reply.pace {
             tokio::time::sleep(pace).await;
         }
-        ev.emit("response.output_text.delta", with(&at, "delta", json!(delta))).await?;
+        ev.emit(
+            "response.output_text.delta",
+            with(&at, "delta", json!(delta)),
+        )
+        .await?;
     }
-    ev.emit("response.output_text.done", with(&at, "text", json!(reply.full_text()))).await?;
-    ev.emit("response.content_part.done", with(&at, "part", msg["content"][0].clone())).await?;
-    ev.emit("response.output_item.done", json!({"output_index": 0, "item": msg})).await?;
+    ev.emit(
+        "response.output_text.done",
+        with(&at, "text", json!(reply.full_text())),
+    )
+    .await?;
+    ev.emit(
+        "response.content_part.done",
+        with(&at, "part", msg["content"][0].clone()),
+    )
+    .await?;
+    ev.emit(
+        "response.output_item.done",
+        json!({"output_index": 0, "item": msg}),
+    )
+    .await?;
 
     if let (Some(tool), Some(call)) = (&reply.tool, items.get(1)) {
         let mut added = call.clone();
         added["status"] = json!("in_progress");
         added["arguments"] = json!("");
-        ev.emit("response.output_item.added", json!({"output_index": 1, "item": added})).await?;
+        ev.emit(
+            "response.output_item.added",
+            json!({"output_index": 1, "item": added}),
+        )
+        .await?;
         let at = json!({"item_id": call["id"], "output_index": 1});
         for piece in tool.pieces() {
-            ev.emit("response.function_call_arguments.delta", with(&at, "delta", json!(piece))).await?;
+            ev.emit(
+                "response.function_call_arguments.delta",
+                with(&at, "delta", json!(piece)),
+            )
+            .await?;
         }
         let args = json!(tool.input.to_string());
-        ev.emit("response.function_call_arguments.done", with(&at, "arguments", args)).await?;
-        ev.emit("response.output_item.done", json!({"output_index": 1, "item": call})).await?;
+        ev.emit(
+            "response.function_call_arguments.done",
+            with(&at, "arguments", args),
+        )
+        .await?;
+        ev.emit(
+            "response.output_item.done",
+            json!({"output_index": 1, "item": call}),
+        )
+        .await?;
     }
     let done = head.response("completed", &items, &reply);
-    ev.emit("response.completed", json!({"response": done})).await
+    ev.emit("response.completed", json!({"response": done}))
+        .await
 }
 
 /// `base` plus one field.

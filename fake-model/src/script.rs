@@ -76,8 +76,8 @@ impl Reply {
 
     /// A rough output token count for the usage figures.
     pub fn output_tokens(&self) -> u64 {
-        let chars = self.full_text().len()
-            + self.tool.as_ref().map_or(0, |t| t.input.to_string().len());
+        let chars =
+            self.full_text().len() + self.tool.as_ref().map_or(0, |t| t.input.to_string().len());
         (chars as u64 / 4).max(1)
     }
 }
@@ -203,7 +203,10 @@ mod tests {
 
     #[test]
     fn markers_keep_balanced_brackets() {
-        assert_eq!(marker("Please RUN_TOOL[echo hi] now", "RUN_TOOL[").as_deref(), Some("echo hi"));
+        assert_eq!(
+            marker("Please RUN_TOOL[echo hi] now", "RUN_TOOL[").as_deref(),
+            Some("echo hi")
+        );
         assert_eq!(
             marker("RUN_TOOL[[ -f x ] && ls]", "RUN_TOOL[").as_deref(),
             Some("[ -f x ] && ls")
