@@ -43,14 +43,31 @@ fn turn(body: &Value) -> Turn {
             ..Turn::default()
         };
     };
-    let tool_result = content.as_array().and_then(|blocks| {
-        blocks
-            .iter()
-            .find(|b| b.get("type") == Some(&json!("tool_result")))
-            .map(|b| script::content_text(b.get("content").unwrap_or(&Value::Null)))
-    });
+    let Some(blocks) = content.as_array() else {
+        return Turn {
+            text: script::content_text(content),
+            tool_result: None,
+            has_tools,
+        };
+    };
+    // After a cancel, Claude Code merges the interrupted prompt, an
+    // "[Request interrupted by user…]" block and the next prompt into one user
+    // message: only what follows the last interruption is the current turn.
+    let interrupted = |b: &Value| {
+        b.get("text")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.starts_with("[Request interrupted"))
+    };
+    let current = match blocks.iter().rposition(interrupted) {
+        Some(i) => &blocks[i + 1..],
+        None => &blocks[..],
+    };
+    let tool_result = current
+        .iter()
+        .find(|b| b.get("type") == Some(&json!("tool_result")))
+        .map(|b| script::content_text(b.get("content").unwrap_or(&Value::Null)));
     Turn {
-        text: script::content_text(content),
+        text: script::content_text(&Value::Array(current.to_vec())),
         tool_result,
         has_tools,
     }

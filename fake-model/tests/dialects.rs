@@ -136,6 +136,20 @@ async fn anthropic_quotes_tool_results_and_accepts_refusals() {
     )
     .await;
     assert_eq!(anthropic_text(&refused), REFUSED);
+
+    // After a cancelled SLOW prompt Claude Code sends one merged user message.
+    let merged = anthropic(
+        json!([{"role": "user", "content": [
+            {"type": "text", "text": "<system-reminder>date</system-reminder>"},
+            {"type": "text", "text": "Please SLOW"},
+            {"type": "text", "text": "[Request interrupted by user]"},
+            {"type": "text", "text": "Say hi"}]}]),
+        true,
+    );
+    assert_eq!(
+        anthropic_text(&events(&model, "/v1/messages", merged).await),
+        HELLO
+    );
 }
 
 #[tokio::test]
