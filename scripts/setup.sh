@@ -52,6 +52,12 @@ ensure_build_tools() {
   npm_ci "$ROOT/tools"
 }
 
+# The real ACP agents the real-agent tests drive against the fake model server
+# (fake-model/), pinned in agents/package-lock.json.
+ensure_agents() {
+  npm_ci "$ROOT/agents"
+}
+
 ensure_test_tools() {
   if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
     step "installing Debian's chromium and chromium-driver"
@@ -59,4 +65,5 @@ ensure_test_tools() {
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q chromium chromium-driver
   fi
   npm_ci "$ROOT/end2end"
+  ensure_agents
 }

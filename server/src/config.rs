@@ -70,6 +70,12 @@ pub struct Config {
     #[arg(long, env = "TETHER_MAX_RUNNING_TOOLS", default_value_t = 256)]
     pub max_running_tools: usize,
 
+    /// An ACP agent to offer, as `NAME=COMMAND LINE` (repeatable; `;`-separated in
+    /// the variable). Agents known to speak ACP are offered when found on PATH, and
+    /// more can be listed in `agents.toml` in the data directory.
+    #[arg(long = "agent", env = "TETHER_AGENTS", value_delimiter = ';')]
+    pub agents: Vec<String>,
+
     /// Conversations that can exist.
     #[arg(long, env = "TETHER_MAX_CONVERSATIONS", default_value_t = 10_000)]
     pub max_conversations: usize,

@@ -46,7 +46,12 @@ impl AppState {
         let settings = EngineSettings {
             max_conversations: config.max_conversations,
         };
-        let agents = Agents::builtin(toolbox);
+        let mut agents = Agents::builtin(toolbox);
+        let specs = agent::acp::spec::configured(&config.agents, &config.data_dir().join("agents.toml"))
+            .map_err(StoreError::Backend)?;
+        for spec in specs {
+            agents.add(Arc::new(agent::acp::AcpAgent::new(spec)));
+        }
         let engine = Engine::open(store, agents, settings, shutdown.clone()).await?;
         Ok(AppState {
             guard: Arc::new(http::Guard::new(&config)),

@@ -28,6 +28,12 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let data_dir = config.data_dir();
+    if let Err(err) =
+        server::agent::acp::spec::configured(&config.agents, &data_dir.join("agents.toml"))
+    {
+        eprintln!("tether: {err}");
+        return std::process::ExitCode::FAILURE;
+    }
     let state = match AppState::open(config).await {
         Ok(state) => state,
         // A `DataDir` error already names the directory; the others do not.

@@ -10,7 +10,7 @@ use app::protocol::{Message, MessageType};
 use async_trait::async_trait;
 use common::{StatusCode, TestServer, assert_error};
 use serde_json::json;
-use server::agent::{Agent, Agents, Turn, TurnError};
+use server::agent::{Agent, Agents, Attachment, Instance, Turn, TurnEnd, TurnError};
 use server::engine::{Engine, EngineSettings};
 use server::store::SqliteStore;
 use server::tools::Toolbox;
@@ -64,7 +64,6 @@ async fn an_unknown_agent_is_refused_with_the_known_ones_and_creates_nothing() {
 /// Answers every message with its text reversed, without running anything.
 struct Mirror;
 
-#[async_trait]
 impl Agent for Mirror {
     fn name(&self) -> &str {
         "mirror"
@@ -74,7 +73,14 @@ impl Agent for Mirror {
         "Says each message back, reversed"
     }
 
-    async fn run_turn(&self, turn: &Turn, message: &str) -> Result<String, TurnError> {
+    fn open(&self, _attachment: Attachment) -> Arc<dyn Instance> {
+        Arc::new(Mirror)
+    }
+}
+
+#[async_trait]
+impl Instance for Mirror {
+    async fn run_turn(&self, turn: &Turn, message: &str) -> Result<TurnEnd, TurnError> {
         // The context holds this turn's own user message.
         let context = turn.context().await?;
         assert_eq!(
@@ -85,7 +91,7 @@ impl Agent for Mirror {
         let reversed: String = message.chars().rev().collect();
         turn.append(Message::new(MessageType::Agent, reversed))
             .await?;
-        Ok("Mirrored.".into())
+        Ok(TurnEnd::text("Mirrored."))
     }
 }
 

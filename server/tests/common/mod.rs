@@ -11,6 +11,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+mod agent;
 mod api;
 mod assert;
 mod procs;
@@ -19,6 +20,7 @@ mod sse;
 
 use std::time::Duration;
 
+pub use agent::*;
 pub use assert::*;
 pub use procs::*;
 pub use server::TestServer;

@@ -95,12 +95,30 @@ impl AcpInstance {
         (self.seat.on_change)();
     }
 
-    /// Starts the process and initializes it, or says why it could not.
+    /// Starts the process and initializes it, or says why it could not (with the
+    /// last lines of its stderr).
     async fn start(&self, turn: &Turn) -> Result<Live, String> {
         let cwd = turn.cwd().to_path_buf();
         let (process, pipes) =
             AgentProcess::spawn(&self.spec, &cwd, self.seat.toolbox.env.removed())?;
         let process = Arc::new(process);
+        match self.connect(process.clone(), pipes, cwd).await {
+            Ok(live) => Ok(live),
+            Err(why) => {
+                // Give its last words a moment to arrive.
+                let _ = tokio::time::timeout(Duration::from_millis(500), process.wait_ended()).await;
+                process.kill().await;
+                Err(with_stderr(&why, &process.stderr_tail()))
+            }
+        }
+    }
+
+    async fn connect(
+        &self,
+        process: Arc<AgentProcess>,
+        pipes: super::process::Pipes,
+        cwd: std::path::PathBuf,
+    ) -> Result<Live, String> {
         let (link, inbox_rx, inbox) = link::connect(pipes).await?;
         let pump = Arc::new(Pump {
             seat: self.seat.clone(),

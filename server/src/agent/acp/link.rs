@@ -38,11 +38,9 @@ pub enum Inbound {
     Flush(oneshot::Sender<()>),
 }
 
-/// A live connection: send requests through `cx`; `closed` is cancelled when the
-/// connection ends (the agent's output ended or broke).
+/// A live connection: send requests through `cx`.
 pub struct Link {
     pub cx: ConnectionTo<Agent>,
-    pub closed: CancellationToken,
     /// Ends the connection when cancelled.
     stop: CancellationToken,
 }
@@ -98,9 +96,8 @@ pub async fn connect(
     let transport = ByteStreams::new(pipes.stdin.compat_write(), pipes.stdout.compat());
     let (cx_tx, cx_rx) = oneshot::channel();
     let stop = CancellationToken::new();
-    let closed = CancellationToken::new();
     {
-        let (stop, closed) = (stop.clone(), closed.clone());
+        let stop = stop.clone();
         tokio::spawn(async move {
             let result = builder
                 .connect_with(transport, async move |cx: ConnectionTo<Agent>| {
@@ -112,11 +109,10 @@ pub async fn connect(
             if let Err(err) = result {
                 tracing::debug!(%err, "the agent connection ended");
             }
-            closed.cancel();
         });
     }
     let cx = cx_rx
         .await
         .map_err(|_| "the agent closed its output at once".to_string())?;
-    Ok((Link { cx, closed, stop }, rx, tx))
+    Ok((Link { cx, stop }, rx, tx))
 }
