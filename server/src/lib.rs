@@ -47,8 +47,9 @@ impl AppState {
             max_conversations: config.max_conversations,
         };
         let mut agents = Agents::builtin(toolbox);
-        let specs = agent::acp::spec::configured(&config.agents, &config.data_dir().join("agents.toml"))
-            .map_err(StoreError::Backend)?;
+        let specs =
+            agent::acp::spec::configured(&config.agents, &config.data_dir().join("agents.toml"))
+                .map_err(StoreError::Backend)?;
         for spec in specs {
             agents.add(Arc::new(agent::acp::AcpAgent::new(spec)));
         }

@@ -28,7 +28,9 @@ async fn run(server: &TestServer, id: &str, script: &str) -> Vec<Message> {
 }
 
 fn permission_requests(log: &[Message]) -> Vec<&Message> {
-    log.iter().filter(|m| m.kind == MessageType::Permission).collect()
+    log.iter()
+        .filter(|m| m.kind == MessageType::Permission)
+        .collect()
 }
 
 #[tokio::test]
@@ -42,11 +44,20 @@ async fn the_agent_is_offered_and_its_reply_streams_into_the_log() {
         .cloned()
         .expect("the fake agent is listed");
     assert_eq!(fake["available"], true, "{fake}");
-    assert!(fake["command"].as_str().is_some_and(|c| c.contains("fake-acp-agent")));
+    assert!(
+        fake["command"]
+            .as_str()
+            .is_some_and(|c| c.contains("fake-acp-agent"))
+    );
 
     let id = server.create_fake().await;
     assert_eq!(server.state(&id).await.agent, "fake");
-    let log = run(&server, &id, "think let me see\nsay hello brave new world\nplan read; write; test\nplan-done 1").await;
+    let log = run(
+        &server,
+        &id,
+        "think let me see\nsay hello brave new world\nplan read; write; test\nplan-done 1",
+    )
+    .await;
     assert_eq!(reply_text(&log), "hello brave new world");
     let thoughts: String = log
         .iter()
@@ -70,9 +81,15 @@ async fn the_agent_is_offered_and_its_reply_streams_into_the_log() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["choices"]["current"], "plan");
-    assert_eq!(server.state(&id).await.modes.expect("modes").current, "plan");
+    assert_eq!(
+        server.state(&id).await.modes.expect("modes").current,
+        "plan"
+    );
     let refused = server
-        .post(&format!("conversations/{id}/mode"), json!({ "id": "nonesuch" }))
+        .post(
+            &format!("conversations/{id}/mode"),
+            json!({ "id": "nonesuch" }),
+        )
         .await;
     assert_error("unknown mode", &refused, StatusCode::NOT_FOUND);
 }
@@ -84,7 +101,9 @@ async fn an_approved_command_runs_in_a_tether_terminal_and_streams_into_its_card
     let mut stream = server.stream(&id).await;
     server.chat(&id, "ask-run echo approved-$((40+2))").await;
     let state = server
-        .wait_state(&id, "a pending permission request", |s| !s.pending_permissions.is_empty())
+        .wait_state(&id, "a pending permission request", |s| {
+            !s.pending_permissions.is_empty()
+        })
         .await;
     let request = &state.pending_permissions[0];
     let allow = request
@@ -119,7 +138,11 @@ async fn an_approved_command_runs_in_a_tether_terminal_and_streams_into_its_card
     assert_eq!(results[0].status, Some(ToolStatus::Completed));
     assert_eq!(permission_requests(&log).len(), 1);
     assert!(log.iter().any(|m| m.kind == MessageType::PermissionAnswer));
-    assert!(reply_text(&log).contains("exit 0: approved-42"), "{}", reply_text(&log));
+    assert!(
+        reply_text(&log).contains("exit 0: approved-42"),
+        "{}",
+        reply_text(&log)
+    );
     assert!(server.state(&id).await.pending_permissions.is_empty());
 }
 
@@ -130,7 +153,9 @@ async fn a_rejected_command_does_not_run_and_the_agent_is_told() {
     let mut stream = server.stream(&id).await;
     server.chat(&id, "ask-run touch should-not-exist").await;
     let state = server
-        .wait_state(&id, "a pending permission request", |s| !s.pending_permissions.is_empty())
+        .wait_state(&id, "a pending permission request", |s| {
+            !s.pending_permissions.is_empty()
+        })
         .await;
     let request = &state.pending_permissions[0];
     let reject = request
@@ -159,19 +184,25 @@ async fn cancelling_one_agent_terminal_stops_that_command_and_the_turn_goes_on()
     let server = TestServer::with_fake_agent("");
     let id = server.create_fake().await;
     let mut stream = server.stream(&id).await;
-    server.chat(&id, "run echo started; sleep 60\nsay still here").await;
+    server
+        .chat(&id, "run echo started; sleep 60\nsay still here")
+        .await;
     stream.wait_output_contains("started").await;
     let state = server
-        .wait_state(&id, "a running agent terminal", |s| !s.outstanding_tool_calls.is_empty())
+        .wait_state(&id, "a running agent terminal", |s| {
+            !s.outstanding_tool_calls.is_empty()
+        })
         .await;
     let call = state.outstanding_tool_calls[0].clone();
-    let (status, body) = server
-        .cancel(&id, json!({ "tool_call_id": call }))
-        .await;
+    let (status, body) = server.cancel(&id, json!({ "tool_call_id": call })).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     stream.wait_end_of_turns(1).await;
     let log = server.messages(&id).await;
-    assert!(reply_text(&log).contains("still here"), "the turn went on: {}", reply_text(&log));
+    assert!(
+        reply_text(&log).contains("still here"),
+        "the turn went on: {}",
+        reply_text(&log)
+    );
     assert_eq!(results_of(&log, &call).len(), 1);
     assert_eq!(log.last().map(|m| m.content.as_str()), Some("Done."));
 }
@@ -183,7 +214,9 @@ async fn stopping_the_turn_cancels_the_agent_and_closes_its_open_calls() {
     let mut stream = server.stream(&id).await;
     server.chat(&id, "open left open\nsleep 60").await;
     stream
-        .wait_until("the open call", WAIT, |s| !common::tool_calls(&s.messages()).is_empty())
+        .wait_until("the open call", WAIT, |s| {
+            !common::tool_calls(&s.messages()).is_empty()
+        })
         .await;
     let (status, _) = server.cancel(&id, json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED);
@@ -191,9 +224,16 @@ async fn stopping_the_turn_cancels_the_agent_and_closes_its_open_calls() {
     let log = server.messages(&id).await;
     let call = &tool_calls(&log)[0].tool_call_id;
     let results = results_of(&log, call);
-    assert_eq!(results.len(), 1, "the turn's end closes the call the agent left open");
+    assert_eq!(
+        results.len(),
+        1,
+        "the turn's end closes the call the agent left open"
+    );
     assert_eq!(results[0].status, Some(ToolStatus::Cancelled));
-    assert!(log.last().is_some_and(|m| m.content.starts_with("Turn stopped")));
+    assert!(
+        log.last()
+            .is_some_and(|m| m.content.starts_with("Turn stopped"))
+    );
     // The agent is still there for the next message.
     let log = run(&server, &id, "say again").await;
     assert!(reply_text(&log).ends_with("again"));
@@ -209,13 +249,21 @@ async fn an_agent_that_crashes_ends_the_turn_with_its_last_words_and_starts_afre
         .find(|m| m.kind == MessageType::Error)
         .expect("an error message");
     assert!(error.content.contains("exit code 3"), "{}", error.content);
-    assert!(error.content.contains("crashing on purpose"), "{}", error.content);
+    assert!(
+        error.content.contains("crashing on purpose"),
+        "{}",
+        error.content
+    );
     let call = &tool_calls(&log)[0].tool_call_id;
-    assert_eq!(results_of(&log, call)[0].status, Some(ToolStatus::Interrupted));
+    assert_eq!(
+        results_of(&log, call)[0].status,
+        Some(ToolStatus::Interrupted)
+    );
     let log = run(&server, &id, "say back again").await;
     assert!(reply_text(&log).ends_with("back again"));
     assert!(
-        log.iter().any(|m| m.kind == MessageType::Notice && m.content.contains("does not remember")),
+        log.iter()
+            .any(|m| m.kind == MessageType::Notice && m.content.contains("does not remember")),
         "the reset of the agent's memory is visible"
     );
 }
@@ -241,7 +289,11 @@ async fn an_agent_that_cannot_start_fails_the_turn_clearly() {
         .iter()
         .find(|m| m.kind == MessageType::Error)
         .expect("an error message");
-    assert!(error.content.contains("refuses to start"), "{}", error.content);
+    assert!(
+        error.content.contains("refuses to start"),
+        "{}",
+        error.content
+    );
 
     let missing = TestServer::in_process_with(&["--agent", "gone=/no/such/agent"]);
     let (_, agents) = missing.get("agents").await;
@@ -251,7 +303,11 @@ async fn an_agent_that_cannot_start_fails_the_turn_clearly() {
         .cloned()
         .expect("listed");
     assert_eq!(gone["available"], false);
-    assert!(gone["problem"].as_str().is_some_and(|p| p.contains("/no/such/agent")));
+    assert!(
+        gone["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("/no/such/agent"))
+    );
 }
 
 #[tokio::test]
@@ -279,7 +335,9 @@ async fn files_are_confined_to_the_conversation_and_writes_show_as_diffs() {
             .tool_update
             .as_ref()
             .and_then(|u| u.content.as_ref())
-            .is_some_and(|c| c.iter().any(|c| matches!(c, app::protocol::ToolContent::Diff { .. })))),
+            .is_some_and(|c| c
+                .iter()
+                .any(|c| matches!(c, app::protocol::ToolContent::Diff { .. })))),
         "the write is in the log as a diff"
     );
 }
@@ -289,16 +347,28 @@ async fn the_agent_does_not_inherit_tethers_secrets() {
     let flag = common::fake_agent_flag("");
     let server = TestServer::start_with_env(
         &["--agent", &flag, "--env-deny", "PROBE_SECRET"],
-        &[("TETHER_PROBE", "leak"), ("PROBE_SECRET", "leak"), ("PROBE_PLAIN", "kept")],
+        &[
+            ("TETHER_PROBE", "leak"),
+            ("PROBE_SECRET", "leak"),
+            ("PROBE_PLAIN", "kept"),
+        ],
     );
     let id = server.create_fake().await;
-    let log = run(&server, &id, "env TETHER_PROBE\nenv PROBE_SECRET\nenv PROBE_PLAIN\ncwd").await;
+    let log = run(
+        &server,
+        &id,
+        "env TETHER_PROBE\nenv PROBE_SECRET\nenv PROBE_PLAIN\ncwd",
+    )
+    .await;
     let reply = reply_text(&log);
     assert!(reply.contains("env TETHER_PROBE=(unset)"), "{reply}");
     assert!(reply.contains("env PROBE_SECRET=(unset)"), "{reply}");
     assert!(reply.contains("env PROBE_PLAIN=kept"), "{reply}");
     let work = server.work_dir("work").canonicalize().expect("canonical");
-    assert!(reply.contains(work.to_str().expect("utf-8")), "runs in the conversation's directory: {reply}");
+    assert!(
+        reply.contains(work.to_str().expect("utf-8")),
+        "runs in the conversation's directory: {reply}"
+    );
 }
 
 #[tokio::test]
@@ -308,6 +378,12 @@ async fn a_flood_of_updates_is_kept_whole_and_in_order() {
     let log = run(&server, &id, "flood 3000").await;
     let expected: String = (1..=3000).map(|k| format!("chunk {k} ")).collect();
     assert_eq!(reply_text(&log), expected);
-    let pieces = log.iter().filter(|m| m.kind == MessageType::AgentText).count();
-    assert!(pieces < 3000, "pieces are coalesced into fewer messages ({pieces})");
+    let pieces = log
+        .iter()
+        .filter(|m| m.kind == MessageType::AgentText)
+        .count();
+    assert!(
+        pieces < 3000,
+        "pieces are coalesced into fewer messages ({pieces})"
+    );
 }

@@ -90,7 +90,13 @@ impl Agents {
             toolbox: self.toolbox.clone(),
             on_change,
         });
-        Session::new(agent.name().to_string(), instance, running, self.toolbox.clone(), log)
+        Session::new(
+            agent.name().to_string(),
+            instance,
+            running,
+            self.toolbox.clone(),
+            log,
+        )
     }
 
     pub fn add(&mut self, agent: Arc<dyn Agent>) {

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use app::protocol::{
     AgentInfo, CancelRequest, CancelResponse, ChatRequest, ChatResponse, ChoiceRequest,
-    ChoiceResponse, CommitDescription, ConversationState, ConversationSummary,
-    CreateConversation, InputRequest, InputResponse, PermissionResponseAck,
-    PermissionResponseRequest, RepromptSuggestion, RestartRequest, RestartResponse, ToolStatus,
+    ChoiceResponse, CommitDescription, ConversationState, ConversationSummary, CreateConversation,
+    InputRequest, InputResponse, PermissionResponseAck, PermissionResponseRequest,
+    RepromptSuggestion, RestartRequest, RestartResponse, ToolStatus,
 };
 use axum::Router;
 use axum::extract::State;

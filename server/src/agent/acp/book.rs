@@ -80,13 +80,17 @@ impl ToolBook {
         if self.open.contains_key(id) {
             return;
         }
-        let title = str_field(fields, "title").unwrap_or("tool call").to_string();
+        let title = str_field(fields, "title")
+            .unwrap_or("tool call")
+            .to_string();
         let kind = str_field(fields, "kind").map(str::to_string);
         let input = fields.get("rawInput").cloned().filter(|v| !v.is_null());
         let mut announce = Message::new(MessageType::Agent, "");
         announce.tool_calls = vec![ToolCall {
             name: title.clone(),
-            input: input.clone().unwrap_or_else(|| Value::Object(Default::default())),
+            input: input
+                .clone()
+                .unwrap_or_else(|| Value::Object(Default::default())),
             tool_call_id: id.to_string(),
             kind: kind.clone(),
         }];

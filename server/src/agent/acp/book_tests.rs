@@ -137,7 +137,11 @@ fn closing_all_gives_each_open_call_exactly_one_result() {
     }
     let closed = book.close_all(ToolStatus::Cancelled, "the turn was stopped");
     assert_eq!(closed.len(), 2);
-    assert!(closed.iter().all(|m| m.status == Some(ToolStatus::Cancelled)));
+    assert!(
+        closed
+            .iter()
+            .all(|m| m.status == Some(ToolStatus::Cancelled))
+    );
     assert!(book.close_all(ToolStatus::Cancelled, "again").is_empty());
 }
 

@@ -34,7 +34,10 @@ pub fn confine(root: &Path, path: &Path) -> Result<PathBuf, String> {
             .components()
             .any(|c| !matches!(c, Component::Normal(_)))
         {
-            return Err(format!("{} leaves the conversation's directory", path.display()));
+            return Err(format!(
+                "{} leaves the conversation's directory",
+                path.display()
+            ));
         }
         resolved.push(name);
     }
@@ -64,11 +67,7 @@ pub async fn read(
     }
     let skip = line.map_or(0, |l| l.saturating_sub(1) as usize);
     let take = limit.map_or(usize::MAX, |l| l as usize);
-    Ok(text
-        .split_inclusive('\n')
-        .skip(skip)
-        .take(take)
-        .collect())
+    Ok(text.split_inclusive('\n').skip(skip).take(take).collect())
 }
 
 /// Writes `content` to the file atomically (a temporary file, then a rename).
@@ -95,10 +94,7 @@ pub async fn write(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temp = parent.join(format!(
-        ".{name}.tether-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let temp = parent.join(format!(".{name}.tether-{}", uuid::Uuid::new_v4().simple()));
     let written = async {
         tokio::fs::write(&temp, content).await?;
         if let Ok(meta) = tokio::fs::metadata(&resolved).await {
@@ -125,14 +121,28 @@ mod tests {
         let root = dir.path().join("work");
         std::fs::create_dir_all(root.join("sub")).expect("mkdir");
         std::fs::write(dir.path().join("secret"), "s").expect("write");
-        std::os::unix::fs::symlink(dir.path().join("secret"), root.join("link"))
-            .expect("symlink");
+        std::os::unix::fs::symlink(dir.path().join("secret"), root.join("link")).expect("symlink");
         let root = root.canonicalize().expect("canonical");
-        assert_eq!(confine(&root, Path::new("sub/new.txt")), Ok(root.join("sub/new.txt")));
-        assert_eq!(confine(&root, Path::new("a/b/c.txt")), Ok(root.join("a/b/c.txt")));
+        assert_eq!(
+            confine(&root, Path::new("sub/new.txt")),
+            Ok(root.join("sub/new.txt"))
+        );
+        assert_eq!(
+            confine(&root, Path::new("a/b/c.txt")),
+            Ok(root.join("a/b/c.txt"))
+        );
         assert_eq!(confine(&root, &root.join("x")), Ok(root.join("x")));
-        for outside in ["../secret", "link", "sub/../../secret", "/etc/passwd", "nope/../../x"] {
-            assert!(confine(&root, Path::new(outside)).is_err(), "{outside} must be refused");
+        for outside in [
+            "../secret",
+            "link",
+            "sub/../../secret",
+            "/etc/passwd",
+            "nope/../../x",
+        ] {
+            assert!(
+                confine(&root, Path::new(outside)).is_err(),
+                "{outside} must be refused"
+            );
         }
     }
 
@@ -140,9 +150,13 @@ mod tests {
     async fn writes_are_whole_and_report_what_was_there_before() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let root = dir.path().canonicalize().expect("canonical");
-        let (path, before) = write(&root, Path::new("d/a.txt"), "one\n").await.expect("write");
+        let (path, before) = write(&root, Path::new("d/a.txt"), "one\n")
+            .await
+            .expect("write");
         assert_eq!(before, None);
-        let (_, before) = write(&root, Path::new("d/a.txt"), "two\n").await.expect("write");
+        let (_, before) = write(&root, Path::new("d/a.txt"), "two\n")
+            .await
+            .expect("write");
         assert_eq!(before.as_deref(), Some("one\n"));
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "two\n");
         let names: Vec<_> = std::fs::read_dir(root.join("d"))
@@ -151,7 +165,9 @@ mod tests {
             .collect();
         assert_eq!(names, ["a.txt"], "no temporary file is left behind");
         assert_eq!(
-            read(&root, Path::new("d/a.txt"), Some(1), Some(1)).await.as_deref(),
+            read(&root, Path::new("d/a.txt"), Some(1), Some(1))
+                .await
+                .as_deref(),
             Ok("two\n")
         );
     }

@@ -10,9 +10,8 @@ use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::ConnectionTo;
 use agent_client_protocol::v1::schema::{
     CancelNotification, ClientCapabilities, ContentBlock, FileSystemCapabilities,
-    InitializeRequest, LoadSessionRequest, NewSessionRequest, PromptRequest, SessionId,
-    SessionConfigValueId, SetSessionConfigOptionRequest, SetSessionModeRequest, StopReason,
-    TextContent,
+    InitializeRequest, LoadSessionRequest, NewSessionRequest, PromptRequest, SessionConfigValueId,
+    SessionId, SetSessionConfigOptionRequest, SetSessionModeRequest, StopReason, TextContent,
 };
 use app::protocol::{Choices, Message, MessageType, PermissionAnswer, ToolStatus};
 use async_trait::async_trait;
@@ -106,7 +105,8 @@ impl AcpInstance {
             Ok(live) => Ok(live),
             Err(why) => {
                 // Give its last words a moment to arrive.
-                let _ = tokio::time::timeout(Duration::from_millis(500), process.wait_ended()).await;
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(500), process.wait_ended()).await;
                 process.kill().await;
                 Err(with_stderr(&why, &process.stderr_tail()))
             }
@@ -182,10 +182,10 @@ impl AcpInstance {
         let mut opened = None;
         if let Some(id) = &earlier {
             if live.can_load {
-                let load = live
-                    .link
-                    .cx
-                    .send_request(LoadSessionRequest::new(SessionId::new(id.clone()), cwd.clone()));
+                let load = live.link.cx.send_request(LoadSessionRequest::new(
+                    SessionId::new(id.clone()),
+                    cwd.clone(),
+                ));
                 match self.bounded(&live.process, "session/load", load.block_task()).await {
                     Ok(response) => {
                         let response = serde_json::to_value(&response).unwrap_or_default();
@@ -229,13 +229,18 @@ impl AcpInstance {
                 .as_ref()
                 .is_some_and(|m| m.options.iter().any(|o| &o.id == mode));
             if offered {
-                let set = live.link.cx.send_request(SetSessionModeRequest::new(
-                    session.clone(),
-                    mode.clone(),
-                ));
-                match self.bounded(&live.process, "session/set_mode", set.block_task()).await {
+                let set = live
+                    .link
+                    .cx
+                    .send_request(SetSessionModeRequest::new(session.clone(), mode.clone()));
+                match self
+                    .bounded(&live.process, "session/set_mode", set.block_task())
+                    .await
+                {
                     Ok(_) => self.state().set_current_mode(mode),
-                    Err(why) => notes.push(format!("Could not set the agent's mode to {mode:?}: {why}.")),
+                    Err(why) => notes.push(format!(
+                        "Could not set the agent's mode to {mode:?}: {why}."
+                    )),
                 }
             }
         }
@@ -245,7 +250,11 @@ impl AcpInstance {
         );
         started.input = Some(json!({ "acp_session_id": session.0.to_string() }));
         let mut messages = vec![started];
-        messages.extend(notes.into_iter().map(|n| Message::new(MessageType::Notice, n)));
+        messages.extend(
+            notes
+                .into_iter()
+                .map(|n| Message::new(MessageType::Notice, n)),
+        );
         for message in messages {
             turn.append(message).await.map_err(|e| e.to_string())?;
         }
@@ -257,14 +266,20 @@ impl AcpInstance {
     }
 
     /// Sends the prompt and waits for its end, stopping it when the turn is stopped.
-    async fn prompt(&self, live: &Live, session: &SessionId, turn: &Turn, message: &str) -> Outcome {
+    async fn prompt(
+        &self,
+        live: &Live,
+        session: &SessionId,
+        turn: &Turn,
+        message: &str,
+    ) -> Outcome {
         let request = live.link.cx.send_request(PromptRequest::new(
             session.clone(),
             vec![ContentBlock::Text(TextContent::new(message.to_string()))],
         ));
         let mut answer = std::pin::pin!(request.block_task());
         tokio::select! {
-            result = &mut answer => return outcome_of(result),
+            result = &mut answer => return self.settle(live, result).await,
             ended = live.process.wait_ended() => return Outcome::Gone(ended),
             _ = turn.cancellation().cancelled() => {}
         }
@@ -279,11 +294,29 @@ impl AcpInstance {
         self.withdraw_permissions().await;
         tokio::select! {
             result = tokio::time::timeout(CANCEL_GRACE, &mut answer) => match result {
-                Ok(result) => outcome_of(result),
+                Ok(result) => self.settle(live, result).await,
                 Err(_) => Outcome::Unresponsive,
             },
             ended = live.process.wait_ended() => Outcome::Gone(ended),
         }
+    }
+
+    /// The prompt's answer; a failure caused by the agent dying counts as its death.
+    async fn settle(
+        &self,
+        live: &Live,
+        result: Result<
+            agent_client_protocol::v1::schema::PromptResponse,
+            agent_client_protocol::Error,
+        >,
+    ) -> Outcome {
+        if result.is_err()
+            && let Ok(ended) =
+                tokio::time::timeout(Duration::from_secs(2), live.process.wait_ended()).await
+        {
+            return Outcome::Gone(ended);
+        }
+        outcome_of(result)
     }
 
     /// Answers every pending permission request `cancelled`, in the log too.
@@ -368,25 +401,53 @@ impl Instance for AcpInstance {
                 let text = match reason {
                     StopReason::EndTurn => "Done.",
                     StopReason::MaxTokens => "The agent stopped: it reached its token limit.",
-                    StopReason::MaxTurnRequests => "The agent stopped: it reached its limit of requests for one turn.",
+                    StopReason::MaxTurnRequests => {
+                        "The agent stopped: it reached its limit of requests for one turn."
+                    }
                     StopReason::Refusal => "The agent refused to continue.",
                     StopReason::Cancelled => "Stopped.",
                     _ => "The agent ended the turn.",
                 };
-                let status = if stopped { ToolStatus::Cancelled } else { ToolStatus::Error };
-                (status, "the agent did not finish this call before the turn ended", text.to_string())
+                let status = if stopped {
+                    ToolStatus::Cancelled
+                } else {
+                    ToolStatus::Error
+                };
+                (
+                    status,
+                    "the agent did not finish this call before the turn ended",
+                    text.to_string(),
+                )
             }
-            Outcome::Refused(why) => (ToolStatus::Error, "the turn failed", format!("The agent failed: {why}")),
-            Outcome::Gone(ended) => (ToolStatus::Interrupted, "the agent stopped running", describe(ended)),
+            Outcome::Refused(why) => (
+                ToolStatus::Error,
+                "the turn failed",
+                format!("The agent failed: {why}"),
+            ),
+            Outcome::Gone(ended) => (
+                ToolStatus::Interrupted,
+                "the agent stopped running",
+                describe(ended),
+            ),
             Outcome::Unresponsive => (
                 ToolStatus::Interrupted,
                 "the agent did not stop in time and was killed",
-                format!("The agent did not end the turn within {} s of the stop; it was killed.", CANCEL_GRACE.as_secs()),
+                format!(
+                    "The agent did not end the turn within {} s of the stop; it was killed.",
+                    CANCEL_GRACE.as_secs()
+                ),
             ),
         };
-        let closing = self.book.lock().unwrap_or_else(|p| p.into_inner()).close_all(status, why);
+        let closing = self
+            .book
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .close_all(status, why);
         turn.append_all(closing).await?;
-        if matches!(outcome, Outcome::Refused(_) | Outcome::Gone(_) | Outcome::Unresponsive) {
+        if matches!(
+            outcome,
+            Outcome::Refused(_) | Outcome::Gone(_) | Outcome::Unresponsive
+        ) {
             let mut error = Message::new(MessageType::Error, text.clone());
             if let Outcome::Gone(_) | Outcome::Unresponsive = outcome {
                 error.content = with_stderr(&text, &live.process.stderr_tail());
@@ -429,7 +490,11 @@ impl Instance for AcpInstance {
         };
         let Some(option) = request.options.iter().find(|o| o.option_id == option_id) else {
             // Not an answer after all: the request stays pending.
-            let known: Vec<_> = request.options.iter().map(|o| o.option_id.clone()).collect();
+            let known: Vec<_> = request
+                .options
+                .iter()
+                .map(|o| o.option_id.clone())
+                .collect();
             let mut state = self.state();
             state.unsettle(request_id);
             state.ask(request, responder);
@@ -453,7 +518,11 @@ impl Instance for AcpInstance {
     }
 
     async fn choose(&self, kind: ChoiceKind, id: &str) -> Result<Choices, ControlError> {
-        let Some((cx, session)) = self.current.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let Some((cx, session)) = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
         else {
             return Err(ControlError::Conflict(
                 "the agent has not started yet: send a message first".into(),
@@ -473,11 +542,17 @@ impl Instance for AcpInstance {
             }));
         };
         if !choices.options.iter().any(|o| o.id == id) {
-            return Err(ControlError::NotFound(format!("the agent offers no {id:?}")));
+            return Err(ControlError::NotFound(format!(
+                "the agent offers no {id:?}"
+            )));
         }
         let result = match config {
             Some(config) => cx
-                .send_request(SetSessionConfigOptionRequest::new(session, config, SessionConfigValueId::new(id.to_string())))
+                .send_request(SetSessionConfigOptionRequest::new(
+                    session,
+                    config,
+                    SessionConfigValueId::new(id.to_string()),
+                ))
                 .block_task()
                 .await
                 .map(|_| ()),
@@ -534,7 +609,8 @@ impl AcpInstance {
         let stderr = match &dead {
             Some(live) => {
                 // Give its last words a moment to arrive.
-                let _ = tokio::time::timeout(Duration::from_millis(500), live.process.wait_ended()).await;
+                let _ = tokio::time::timeout(Duration::from_millis(500), live.process.wait_ended())
+                    .await;
                 live.process.stderr_tail()
             }
             None => Vec::new(),
@@ -543,8 +619,11 @@ impl AcpInstance {
             self.stop_process(live).await;
         }
         let text = format!("The agent {:?} could not start: {why}", self.spec.name);
-        turn.append(Message::new(MessageType::Error, with_stderr(&text, &stderr)))
-            .await?;
+        turn.append(Message::new(
+            MessageType::Error,
+            with_stderr(&text, &stderr),
+        ))
+        .await?;
         Ok(TurnEnd::text("The agent could not start."))
     }
 }
@@ -564,7 +643,9 @@ fn outcome_of(
 fn describe(ended: &Ended) -> String {
     match ended {
         Ended::Exited(how) => format!("The agent exited ({how})."),
-        Ended::Malformed(line) => format!("The agent wrote something that is not JSON-RPC: {line:?}."),
+        Ended::Malformed(line) => {
+            format!("The agent wrote something that is not JSON-RPC: {line:?}.")
+        }
     }
 }
 
@@ -587,7 +668,13 @@ async fn earlier_session(turn: &Turn) -> Option<String> {
     let context = turn.context().await.ok()?;
     context.iter().rev().find_map(|m| {
         (m.kind == MessageType::Notice)
-            .then(|| m.input.as_ref()?.get("acp_session_id")?.as_str().map(str::to_string))
+            .then(|| {
+                m.input
+                    .as_ref()?
+                    .get("acp_session_id")?
+                    .as_str()
+                    .map(str::to_string)
+            })
             .flatten()
     })
 }

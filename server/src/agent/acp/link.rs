@@ -26,12 +26,18 @@ const INBOX: usize = 256;
 pub enum Inbound {
     /// A `session/update`'s `update`, as JSON.
     Update(serde_json::Value),
-    Permission(RequestPermissionRequest, Responder<RequestPermissionResponse>),
+    Permission(
+        RequestPermissionRequest,
+        Responder<RequestPermissionResponse>,
+    ),
     Read(ReadTextFileRequest, Responder<ReadTextFileResponse>),
     Write(WriteTextFileRequest, Responder<WriteTextFileResponse>),
     CreateTerminal(CreateTerminalRequest, Responder<CreateTerminalResponse>),
     TerminalOutput(TerminalOutputRequest, Responder<TerminalOutputResponse>),
-    WaitForExit(WaitForTerminalExitRequest, Responder<WaitForTerminalExitResponse>),
+    WaitForExit(
+        WaitForTerminalExitRequest,
+        Responder<WaitForTerminalExitResponse>,
+    ),
     KillTerminal(KillTerminalRequest, Responder<KillTerminalResponse>),
     ReleaseTerminal(ReleaseTerminalRequest, Responder<ReleaseTerminalResponse>),
     /// Not from the agent: answered once everything before it was handled.

@@ -54,7 +54,11 @@ pub struct Pipes {
 impl AgentProcess {
     /// Starts the agent in `cwd`. `removed` names environment variables it must
     /// not inherit (the spec's own `env` is set afterwards, so it wins).
-    pub fn spawn(spec: &AgentSpec, cwd: &Path, removed: &[String]) -> Result<(Self, Pipes), String> {
+    pub fn spawn(
+        spec: &AgentSpec,
+        cwd: &Path,
+        removed: &[String],
+    ) -> Result<(Self, Pipes), String> {
         let (program, args) = spec
             .argv
             .split_first()
@@ -126,7 +130,9 @@ impl AgentProcess {
                     if serde_json::from_str::<serde::de::IgnoredAny>(trimmed).is_err() {
                         let shown: String = trimmed.chars().take(200).collect();
                         ended_tx.send_if_modified(|e| {
-                            e.is_none().then(|| *e = Some(Ended::Malformed(shown))).is_some()
+                            e.is_none()
+                                .then(|| *e = Some(Ended::Malformed(shown)))
+                                .is_some()
                         });
                         return;
                     }
@@ -143,7 +149,10 @@ impl AgentProcess {
             // The last stderr lines say why; wait (briefly) until they are read.
             let _ = tokio::time::timeout(Duration::from_secs(1), stderr_done).await;
             let how = match status {
-                Ok(status) => match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+                Ok(status) => match (
+                    status.code(),
+                    std::os::unix::process::ExitStatusExt::signal(&status),
+                ) {
                     (Some(code), _) => format!("exit code {code}"),
                     (None, Some(sig)) => Signal::try_from(sig)
                         .map(|s| format!("killed by {s}"))
@@ -152,7 +161,8 @@ impl AgentProcess {
                 },
                 Err(e) => format!("could not be waited for: {e}"),
             };
-            ended_tx.send_if_modified(|e| e.is_none().then(|| *e = Some(Ended::Exited(how))).is_some());
+            ended_tx
+                .send_if_modified(|e| e.is_none().then(|| *e = Some(Ended::Exited(how))).is_some());
         });
         Ok((
             AgentProcess {

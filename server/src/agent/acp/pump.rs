@@ -132,7 +132,10 @@ impl Pump {
 
     fn update(&self, update: &Value, batch: &mut Batch) {
         self.state().last_activity = Some(now_rfc3339());
-        let kind = update.get("sessionUpdate").and_then(Value::as_str).unwrap_or("");
+        let kind = update
+            .get("sessionUpdate")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         match kind {
             "agent_message_chunk" | "agent_thought_chunk" => {
                 let text = update.get("content").map(text_of).unwrap_or_default();

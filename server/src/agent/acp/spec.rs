@@ -39,7 +39,11 @@ const PRESETS: &[Preset] = &[
         program: "claude-code-acp",
         args: &[],
         description: "Claude Code, through Zed's ACP adapter",
-        pass_env: &["ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "CLAUDE_CODE_EXECUTABLE"],
+        pass_env: &[
+            "ANTHROPIC_API_KEY",
+            "ANTHROPIC_BASE_URL",
+            "CLAUDE_CODE_EXECUTABLE",
+        ],
         mode: Some("default"),
     },
     Preset {
@@ -187,8 +191,7 @@ pub fn configured(flags: &[String], file: &Path) -> Result<Vec<AgentSpec>, Strin
     if file.exists() {
         let text = std::fs::read_to_string(file)
             .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-        let parsed: File =
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+        let parsed: File = toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
         for (name, agent) in parsed.agents {
             let mut spec = AgentSpec::parse_flag(&format!("{name}={}", agent.command))
                 .map_err(|e| format!("{}: {e}", file.display()))?;
@@ -216,7 +219,8 @@ mod tests {
 
     #[test]
     fn a_flag_names_a_command_line_and_keeps_a_presets_rules() {
-        let spec = AgentSpec::parse_flag("claude=node '/opt/my agent/index.js' --x").expect("parse");
+        let spec =
+            AgentSpec::parse_flag("claude=node '/opt/my agent/index.js' --x").expect("parse");
         assert_eq!(spec.argv, ["node", "/opt/my agent/index.js", "--x"]);
         assert_eq!(spec.mode.as_deref(), Some("default"));
         assert!(spec.pass_env.contains(&"ANTHROPIC_API_KEY".to_string()));
@@ -226,7 +230,12 @@ mod tests {
         for bad in ["noequals", "=cmd", "bad name=cmd", "x=", "x='unclosed"] {
             assert!(AgentSpec::parse_flag(bad).is_err(), "{bad}");
         }
-        assert!(AgentSpec::parse_flag("gone=/no/such/program").expect("parse").problem().is_some());
+        assert!(
+            AgentSpec::parse_flag("gone=/no/such/program")
+                .expect("parse")
+                .problem()
+                .is_some()
+        );
     }
 
     #[test]
@@ -245,6 +254,9 @@ mod tests {
         assert_eq!(fake.env, [("A".to_string(), "1".to_string())]);
         assert!(specs.iter().any(|s| s.name == "other"));
         std::fs::write(&file, "[agents.fake]\ncommand = 3\n").expect("write");
-        assert!(configured(&[], &file).is_err(), "a broken file is an error, not ignored");
+        assert!(
+            configured(&[], &file).is_err(),
+            "a broken file is an error, not ignored"
+        );
     }
 }

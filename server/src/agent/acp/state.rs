@@ -37,7 +37,11 @@ impl AgentState {
         }
     }
 
-    pub fn ask(&mut self, request: PermissionRequest, responder: Responder<RequestPermissionResponse>) {
+    pub fn ask(
+        &mut self,
+        request: PermissionRequest,
+        responder: Responder<RequestPermissionResponse>,
+    ) {
         self.pending.push((request, responder));
     }
 
@@ -46,7 +50,11 @@ impl AgentState {
         &mut self,
         request_id: &str,
     ) -> Result<(PermissionRequest, Responder<RequestPermissionResponse>), bool> {
-        match self.pending.iter().position(|(r, _)| r.request_id == request_id) {
+        match self
+            .pending
+            .iter()
+            .position(|(r, _)| r.request_id == request_id)
+        {
             Some(at) => {
                 self.settled.insert(request_id.to_string());
                 Ok(self.pending.remove(at))
