@@ -14,11 +14,17 @@ cargo clippy -p app --all-targets --locked -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown --locked -- -D warnings
 cargo clippy -p tether-bench --all-targets --locked -- -D warnings
 cargo clippy -p tether-testkit --all-targets --locked -- -D warnings
+cargo clippy -p tether-fake-agent --all-targets --locked -- -D warnings
+cargo clippy -p tether-fake-model --all-targets --locked -- -D warnings
 step "Rust tests"
 cargo test -p app --locked
+# The server's ACP tests drive the scriptable fake agent's binary.
+cargo build -p tether-fake-agent --locked
 cargo test -p server --locked
 cargo test -p tether-bench --locked
 cargo test -p tether-testkit --locked
+cargo test -p tether-fake-agent --locked
+cargo test -p tether-fake-model --locked
 step "release build for the browser tests"
 cargo leptos build --release
 step "benchmark harness smoke run (correctness only, no timing)"
