@@ -368,10 +368,10 @@ impl Instance for AcpInstance {
     async fn run_turn(&self, turn: &Turn, message: &str) -> Result<TurnEnd, TurnError> {
         let mut slot = self.live.lock().await;
         self.state().last_activity = Some(now_rfc3339());
-        if slot.as_ref().is_some_and(|l| l.process.ended().is_some()) {
-            if let Some(dead) = slot.take() {
-                self.stop_process(dead).await;
-            }
+        if slot.as_ref().is_some_and(|l| l.process.ended().is_some())
+            && let Some(dead) = slot.take()
+        {
+            self.stop_process(dead).await;
         }
         if slot.is_none() {
             match self.start(turn).await {

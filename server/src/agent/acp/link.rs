@@ -22,7 +22,9 @@ use super::process::Pipes;
 /// Updates and requests waiting for the pump; beyond this the agent waits.
 const INBOX: usize = 256;
 
-/// Something the agent sent.
+/// Something the agent sent. Requests are large and rare next to updates; boxing
+/// them would only move the allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Inbound {
     /// A `session/update`'s `update`, as JSON.
     Update(serde_json::Value),
