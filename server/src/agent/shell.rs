@@ -37,7 +37,7 @@ impl Instance for ShellAgent {
             name: tool.name().to_string(),
             input: tool.input(),
             tool_call_id: tool_call_id.clone(),
-            kind: Some("execute".into()),
+            kind: None,
         }];
         turn.append(call).await?;
         let outcome = turn.run_tool(&tool_call_id, &tool).await?;
