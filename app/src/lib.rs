@@ -10,6 +10,7 @@ pub mod backoff;
 pub mod client;
 pub mod components;
 pub mod data;
+pub mod markdown;
 pub mod pages;
 pub mod progress;
 pub mod protocol;
