@@ -9,6 +9,17 @@ pub struct Usage {
     pub output: u64,
 }
 
+impl std::ops::Add for Usage {
+    type Output = Usage;
+
+    fn add(self, other: Usage) -> Usage {
+        Usage {
+            input: self.input + other.input,
+            output: self.output + other.output,
+        }
+    }
+}
+
 fn count(usage: &Value, names: &[&str]) -> Option<u64> {
     names
         .iter()
@@ -29,13 +40,6 @@ impl Usage {
         })
     }
 
-    pub fn add(self, other: Usage) -> Usage {
-        Usage {
-            input: self.input + other.input,
-            output: self.output + other.output,
-        }
-    }
-
     pub fn describe(self) -> String {
         format!(
             "{} in · {} out tokens",
@@ -50,7 +54,7 @@ fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (k, c) in digits.chars().enumerate() {
-        if k > 0 && (digits.len() - k) % 3 == 0 {
+        if k > 0 && (digits.len() - k).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -88,11 +92,10 @@ mod tests {
         let u = Usage {
             input: 1_234_567,
             output: 89,
-        }
-        .add(Usage {
+        } + Usage {
             input: 1,
             output: 911,
-        });
+        };
         assert_eq!(u.describe(), "1,234,568 in · 1,000 out tokens");
     }
 }

@@ -182,7 +182,6 @@ fn blocks(lines: &[String], depth: usize) -> Vec<Block> {
             i += 1;
         } else if let Some((c, n, indent)) = fence(line) {
             let lang = line.trim_start()[n..]
-                .trim()
                 .split_whitespace()
                 .next()
                 .unwrap_or("")
