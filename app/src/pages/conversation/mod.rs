@@ -14,10 +14,12 @@ use crate::sync_view::erase;
 use crate::timeline::{Item, Timeline};
 
 mod chat_box;
+mod choices;
 mod find_bar;
 mod header;
 mod item;
 mod restart_dialog;
+mod silence;
 mod timeline_view;
 
 use chat_box::ChatBox;
@@ -122,7 +124,8 @@ fn ConversationView(snapshot: Snapshot) -> impl IntoView {
 
     view! {
         <div class="page conversation-page">
-            <Header state=Signal::derive(state) base=base.clone() status now reconnects find_open restart_open/>
+            <Header state=Signal::derive(state) base=base.clone() status now reconnects find_open restart_open
+                usage=timeline.usage_total.into()/>
             <Show when=move || find_open.get()>
                 <FindBar query matches=hits/>
             </Show>
