@@ -130,7 +130,8 @@ fn ConversationView(snapshot: Snapshot) -> impl IntoView {
                 <FindBar query matches=hits/>
             </Show>
             <TimelineView timeline base=base.clone() now query=query.into() hits/>
-            <ChatBox base=base.clone() status running=Signal::derive(running) queued=Signal::derive(move || state().queued_messages)/>
+            <ChatBox base=base.clone() status running=Signal::derive(running) queued=Signal::derive(move || state().queued_messages)
+                agent=Signal::derive(move || { let a = state().agent; !a.is_empty() && a != "shell" })/>
             <Show when=move || restart_open.get()>
                 <RestartDialog base=base.clone() open=restart_open/>
             </Show>
