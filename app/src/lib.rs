@@ -10,11 +10,14 @@ pub mod backoff;
 pub mod client;
 pub mod components;
 pub mod data;
+pub mod line_diff;
+pub mod markdown;
 pub mod pages;
 pub mod progress;
 pub mod protocol;
 pub mod sync_view;
 pub mod timeline;
+pub mod usage;
 pub mod watchdog;
 
 use leptos::prelude::*;

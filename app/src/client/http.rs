@@ -59,6 +59,18 @@ pub async fn post_json<B: Serialize, T: DeserializeOwned>(
     serde_json::from_str(&check(status, text)?).map_err(|e| format!("unexpected response: {e}"))
 }
 
+/// Like `post_json`, but a refusal keeps its HTTP status (0 when the server could
+/// not be reached), for callers to whom some refusals are news, not failures: a
+/// permission request answered meanwhile from another browser (`409`).
+pub async fn post_json_status<B: Serialize, T: DeserializeOwned>(
+    url: &str,
+    body: &B,
+) -> Result<T, (u16, String)> {
+    let (status, text) = request(url, Some(body)).await.map_err(|e| (0, e))?;
+    let text = check(status, text).map_err(|e| (status, e))?;
+    serde_json::from_str(&text).map_err(|e| (status, format!("unexpected response: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::check;

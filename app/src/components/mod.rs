@@ -1,5 +1,9 @@
 //! Pieces of the conversation page.
 
+pub mod agent_card;
+pub mod approval;
+pub mod diff;
 pub mod indicator;
+pub mod plan;
 pub mod terminal;
 pub mod tool_card;

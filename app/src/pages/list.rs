@@ -6,11 +6,11 @@ use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
-use crate::client::http::post_json;
+use crate::client::http::{get_json, post_json};
 use crate::client::stream::{self, Conn, StreamSpec};
 use crate::components::indicator::ConnectionIndicator;
 use crate::data::load_list;
-use crate::protocol::{ConversationSummary, CreateConversation, RunStatus, event};
+use crate::protocol::{AgentInfo, ConversationSummary, CreateConversation, RunStatus, event};
 
 #[component]
 pub fn ListPage() -> impl IntoView {
@@ -83,7 +83,7 @@ fn ConversationList(initial: Vec<ConversationSummary>) -> impl IntoView {
                     <ul class="conversations" data-testid="conversation-list">
                         <For
                             each=move || conversations.get()
-                            key=|c| (c.id.clone(), c.updated_at.clone(), c.status, c.message_count, c.last_error, c.title.clone())
+                            key=|c| (c.id.clone(), c.updated_at.clone(), c.status, c.message_count, c.last_error, c.title.clone(), c.pending_permissions)
                             children=move |c| view! { <ConversationRow summary=c/> }
                         />
                     </ul>
@@ -110,6 +110,14 @@ fn ConversationRow(summary: ConversationSummary) -> impl IntoView {
             <span class=format!("status-dot {dot}") title=label aria-label=label></span>
             <a class="title" href=format!("/c/{}", summary.id)>{title}</a>
             <span class="cwd" title=summary.cwd.clone()>{summary.cwd.clone()}</span>
+            <span class="agent">
+                <span class="muted" data-testid="row-agent">{summary.agent.clone()}</span>
+                {(summary.pending_permissions > 0).then(|| view! {
+                    " " <span class="needs-approval" data-testid="row-approvals">
+                        {summary.pending_permissions} " awaiting approval"
+                    </span>
+                })}
+            </span>
             <span class="muted count">{summary.message_count} " messages"</span>
             <time class="muted" datetime=summary.updated_at.clone()>{short_time(&summary.updated_at)}</time>
         </li>
@@ -130,13 +138,26 @@ fn NewConversation() -> impl IntoView {
     let title = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
+    let agents = RwSignal::new(Vec::<AgentInfo>::new());
+    let agent = RwSignal::new(String::new());
+    // Asked for in the browser only: the server renders the form without choices.
+    Effect::new(move |_| {
+        leptos::task::spawn_local(async move {
+            if let Ok(list) = get_json::<Vec<AgentInfo>>("/api/agents").await {
+                if let Some(default) = list.iter().find(|a| a.default) {
+                    agent.set(default.name.clone());
+                }
+                agents.set(list);
+            }
+        });
+    });
     let navigate = use_navigate();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let body = CreateConversation {
             cwd: Some(cwd.get_untracked()).filter(|c| !c.trim().is_empty()),
             title: Some(title.get_untracked()).filter(|t| !t.trim().is_empty()),
-            agent: None,
+            agent: Some(agent.get_untracked()).filter(|a| !a.is_empty()),
         };
         busy.set(true);
         error.set(None);
@@ -161,6 +182,22 @@ fn NewConversation() -> impl IntoView {
                 "Title"
                 <input type="text" name="title" placeholder="optional" data-testid="new-title"
                     prop:value=move || title.get() on:input=move |ev| title.set(event_target_value(&ev))/>
+            </label>
+            <label>
+                "Agent"
+                <select name="agent" data-testid="agent-picker" disabled=move || agents.with(Vec::is_empty)
+                    prop:value=move || agent.get() on:change=move |ev| agent.set(event_target_value(&ev))>
+                    {move || agents.get().into_iter().map(|a| {
+                        let label = if a.default { format!("{} (default)", a.name) } else { a.name.clone() };
+                        let title = a.problem.clone().unwrap_or_else(|| a.description.clone());
+                        view! {
+                            <option value=a.name.clone() disabled=!a.available title=title
+                                selected=move || agent.get() == a.name>
+                                {label}
+                            </option>
+                        }
+                    }).collect_view()}
+                </select>
             </label>
             <button class="btn primary" type="submit" data-testid="create" disabled=move || busy.get()>"Start"</button>
             {move || error.get().map(|e| view! { <p class="error-text" role="alert">{e}</p> })}

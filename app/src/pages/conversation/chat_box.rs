@@ -13,6 +13,8 @@ pub(super) fn ChatBox(
     status: RwSignal<Conn>,
     running: Signal<bool>,
     queued: Signal<u64>,
+    /// Whether a coding agent (not `shell`) reads the messages.
+    agent: Signal<bool>,
 ) -> impl IntoView {
     let text = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
@@ -67,7 +69,11 @@ pub(super) fn ChatBox(
         <form class="chatbox" on:submit=move |ev| ev.prevent_default() data-testid="chatbox">
             <textarea
                 rows="2"
-                placeholder=move || if connected() { "Command to run — Enter sends, Shift+Enter for a new line" } else { "Disconnected — waiting for the connection…" }
+                placeholder=move || match (connected(), agent.get()) {
+                    (false, _) => "Disconnected — waiting for the connection…",
+                    (true, true) => "Message to the agent — Enter sends, Shift+Enter for a new line",
+                    (true, false) => "Command to run — Enter sends, Shift+Enter for a new line",
+                }
                 aria-label="Chat message"
                 data-testid="chat-input"
                 prop:value=move || text.get()

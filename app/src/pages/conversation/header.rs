@@ -3,9 +3,12 @@
 
 use leptos::prelude::*;
 
+use super::choices::ChoicePicker;
+use super::silence::Silence;
 use crate::client::stream::Conn;
 use crate::components::indicator::ConnectionIndicator;
 use crate::protocol::{ConversationState, RunStatus};
+use crate::usage::Usage;
 
 #[component]
 pub(super) fn Header(
@@ -16,6 +19,8 @@ pub(super) fn Header(
     reconnects: RwSignal<u32>,
     find_open: RwSignal<bool>,
     restart_open: RwSignal<bool>,
+    /// Token counts over the loaded turns, once any turn reported some.
+    usage: Signal<Option<Usage>>,
 ) -> impl IntoView {
     let running = move || state.get().status == RunStatus::Running;
     let title = move || {
@@ -26,11 +31,19 @@ pub(super) fn Header(
             t
         }
     };
+    let modes = Memo::new(move |_| state.with(|s| s.modes.clone()));
+    let models = Memo::new(move |_| state.with(|s| s.models.clone()));
+    let last_activity = Signal::derive(move || state.with(|s| s.last_activity.clone()));
     view! {
         <header class="topbar">
             <a class="back" href="/" aria-label="All conversations">"←"</a>
             <div class="heading">
-                <h1 data-testid="title">{title}</h1>
+                <h1 data-testid="title">{title}
+                    {move || {
+                        let agent = state.with(|s| s.agent.clone());
+                        (!agent.is_empty()).then(|| view! { " " <span class="agent-name" data-testid="agent-name">{agent}</span> })
+                    }}
+                </h1>
                 <p class="cwd muted" data-testid="cwd">{move || { let s = state.get(); format!("{} · {}", s.working_dir, s.hostname) }}</p>
             </div>
             <span class=move || format!("pill {}", if running() { "running" } else { "idle" }) data-testid="run-state">
@@ -43,6 +56,17 @@ pub(super) fn Header(
                     }
                 }}
             </span>
+            {move || state.with(|s| s.stopping).then(|| view! {
+                <span class="pill stopping" data-testid="stopping" role="status">"stopping…"</span>
+            })}
+            <Show when=running>
+                <Silence last_activity/>
+            </Show>
+            {move || usage.get().map(|u| view! {
+                <span class="total-usage muted" data-testid="usage-total" title="Tokens over the turns shown here">
+                    {u.describe()}
+                </span>
+            })}
             <ConnectionIndicator status now reconnects/>
             <nav class="actions" aria-label="Conversation actions">
                 <button class="btn" data-testid="find-toggle" on:click=move |_| find_open.update(|o| *o = !*o)>"Find"</button>
@@ -50,6 +74,10 @@ pub(super) fn Header(
                 <a class="btn" href=format!("{base}download") download="" data-testid="download-json">"JSON"</a>
                 <a class="btn" href=format!("{base}download?format=text") download="" data-testid="download-text">"Text"</a>
             </nav>
+            <div class="choices">
+                <ChoicePicker label="Mode" testid="mode-picker" url=format!("{base}mode") choices=modes/>
+                <ChoicePicker label="Model" testid="model-picker" url=format!("{base}model") choices=models/>
+            </div>
         </header>
     }
 }

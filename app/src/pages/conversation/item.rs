@@ -1,8 +1,13 @@
-//! One row of the timeline: a message, a tool call, an error or a restart marker.
+//! One row of the timeline: a message, a tool call, an agent's reply, thought,
+//! plan or approval request, a notice, an error or a restart marker.
 
 use leptos::prelude::*;
 
+use crate::components::agent_card::AgentCardView;
+use crate::components::approval::ApprovalCard;
+use crate::components::plan::PlanView;
 use crate::components::tool_card::ToolCardView;
+use crate::markdown::Markdown;
 use crate::sync_view::erase;
 use crate::timeline::Item;
 
@@ -13,6 +18,7 @@ pub(super) fn ItemView(
     now: RwSignal<f64>,
     query: Signal<String>,
     hit: Signal<bool>,
+    outstanding: Memo<Vec<String>>,
 ) -> impl IntoView {
     let idx = item.idx();
     // `erase`, not `into_any()`: the latter keeps the async hydration of each kind of
@@ -25,15 +31,38 @@ pub(super) fn ItemView(
             </div>
         }),
         Item::Agent {
-            text, end_of_turn, ..
+            text,
+            end_of_turn,
+            usage,
+            ..
         } => erase(view! {
             <div class="msg agent" class:end=end_of_turn data-testid="agent-message">
                 <p class="text">{text}</p>
+                {usage.map(|u| view! { <p class="usage muted" data-testid="usage">{u.describe()}</p> })}
             </div>
         }),
         Item::Tool { card, .. } => {
             erase(view! { <ToolCardView card base now query force_expanded=hit/> })
         }
+        Item::AgentTool { call, .. } => erase(view! {
+            <AgentCardView call base now query outstanding force_expanded=hit/>
+        }),
+        Item::Reply { text, .. } => erase(view! {
+            <div class="msg reply" data-testid="agent-reply"><Markdown text/></div>
+        }),
+        Item::Thought { text, .. } => erase(view! {
+            <details class="msg thought" data-testid="thought">
+                <summary>"Thinking…"</summary>
+                <Markdown text/>
+            </details>
+        }),
+        Item::Plan { entries, .. } => erase(view! { <PlanView entries/> }),
+        Item::Approval {
+            request, answer, ..
+        } => erase(view! { <ApprovalCard request answer base/> }),
+        Item::Notice { text, .. } => erase(view! {
+            <div class="msg notice" role="status" data-testid="notice"><span>{text}</span></div>
+        }),
         Item::Error { text, .. } => erase(view! {
             <div class="msg error" role="alert" data-testid="error-message"><p class="text">{text}</p></div>
         }),

@@ -14,10 +14,12 @@ use crate::sync_view::erase;
 use crate::timeline::{Item, Timeline};
 
 mod chat_box;
+mod choices;
 mod find_bar;
 mod header;
 mod item;
 mod restart_dialog;
+mod silence;
 mod timeline_view;
 
 use chat_box::ChatBox;
@@ -122,12 +124,14 @@ fn ConversationView(snapshot: Snapshot) -> impl IntoView {
 
     view! {
         <div class="page conversation-page">
-            <Header state=Signal::derive(state) base=base.clone() status now reconnects find_open restart_open/>
+            <Header state=Signal::derive(state) base=base.clone() status now reconnects find_open restart_open
+                usage=timeline.usage_total.into()/>
             <Show when=move || find_open.get()>
                 <FindBar query matches=hits/>
             </Show>
             <TimelineView timeline base=base.clone() now query=query.into() hits/>
-            <ChatBox base=base.clone() status running=Signal::derive(running) queued=Signal::derive(move || state().queued_messages)/>
+            <ChatBox base=base.clone() status running=Signal::derive(running) queued=Signal::derive(move || state().queued_messages)
+                agent=Signal::derive(move || { let a = state().agent; !a.is_empty() && a != "shell" })/>
             <Show when=move || restart_open.get()>
                 <RestartDialog base=base.clone() open=restart_open/>
             </Show>

@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 
 use super::item::ItemView;
+use crate::components::approval::ApprovalCard;
 use crate::timeline::{Item, Timeline};
 
 /// Where the scroll position counts as "at the bottom".
@@ -21,6 +22,25 @@ pub(super) fn TimelineView(
     let pinned = RwSignal::new(true);
     let unseen = RwSignal::new(0u64);
     let seen_at = StoredValue::new(timeline.applied.get_untracked());
+    let outstanding = Memo::new(move |_| {
+        timeline.state.with(|s| {
+            s.as_ref()
+                .map(|s| s.outstanding_tool_calls.clone())
+                .unwrap_or_default()
+        })
+    });
+    // Waiting requests whose message is before the loaded window still need an answer.
+    let unseen_requests = Memo::new(move |_| {
+        timeline.items.track();
+        timeline.state.with(|s| {
+            s.as_ref()
+                .map(|s| s.pending_permissions.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| !timeline.has_permission(&r.request_id))
+                .collect::<Vec<_>>()
+        })
+    });
 
     let scroll_to_bottom = move || {
         if let Some(el) = scroller.get_untracked() {
@@ -61,6 +81,7 @@ pub(super) fn TimelineView(
         scroll_to_bottom();
     };
 
+    let approval_base = base.clone();
     view! {
         <div class="timeline" node_ref=scroller on:scroll=on_scroll data-testid="timeline" tabindex="0" aria-label="Conversation">
             {(timeline.base > 0).then(|| view! {
@@ -72,7 +93,15 @@ pub(super) fn TimelineView(
                 children=move |item| {
                     let idx = item.idx();
                     let hit = Signal::derive(move || hits.with(|h| h.contains(&idx)));
-                    view! { <ItemView item base=base.clone() now query hit/> }
+                    view! { <ItemView item base=base.clone() now query hit outstanding/> }
+                }
+            />
+            <For
+                each=move || unseen_requests.get()
+                key=|r| r.request_id.clone()
+                children=move |request| {
+                    let answer = RwSignal::new(None);
+                    view! { <div class="item"><ApprovalCard request answer base=approval_base.clone()/></div> }
                 }
             />
         </div>

@@ -1,0 +1,204 @@
+//! The timeline's rows and the live cards inside them.
+
+use leptos::prelude::*;
+use serde_json::Value;
+
+use super::CARD_MAX_LINES;
+use crate::ansi::Terminal;
+use crate::protocol::{
+    PermissionAnswer, PermissionRequest, PlanEntry, ToolContent, ToolProgress, ToolStatus,
+};
+use crate::usage::Usage;
+
+/// What a tool call card shows; every field is its own signal.
+#[derive(Clone, Copy)]
+pub struct ToolCard {
+    pub id: StoredValue<String>,
+    pub command: RwSignal<String>,
+    /// Rendered output; `version` changes whenever it does.
+    pub term: StoredValue<Terminal>,
+    pub version: RwSignal<u64>,
+    /// `None` while running.
+    pub status: RwSignal<Option<ToolStatus>>,
+    pub exit_code: RwSignal<Option<i32>>,
+    pub summary: RwSignal<String>,
+    /// RFC 3339 start, for the ticking clock.
+    pub started: StoredValue<String>,
+    /// Final duration in nanoseconds.
+    pub elapsed: RwSignal<Option<u64>>,
+    /// Set the moment someone presses Cancel, before the server confirms.
+    pub stopping: RwSignal<bool>,
+}
+
+impl ToolCard {
+    pub(super) fn new(id: &str, command: &str, started: &str) -> Self {
+        ToolCard {
+            id: StoredValue::new(id.to_string()),
+            command: RwSignal::new(command.to_string()),
+            term: StoredValue::new(Terminal::with_max_lines(CARD_MAX_LINES)),
+            version: RwSignal::new(0),
+            status: RwSignal::new(None),
+            exit_code: RwSignal::new(None),
+            summary: RwSignal::new(String::new()),
+            started: StoredValue::new(started.to_string()),
+            elapsed: RwSignal::new(None),
+            stopping: RwSignal::new(false),
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.status.get().is_none()
+    }
+}
+
+/// An agent's tool call: what the agent says about it (updated in place by
+/// `tool_update`), around the same card a shell command has for its terminal
+/// output and its result.
+#[derive(Clone, Copy)]
+pub struct AgentCall {
+    pub card: ToolCard,
+    pub title: RwSignal<String>,
+    /// ACP's kind: `read`, `edit`, `execute`, …
+    pub kind: RwSignal<String>,
+    pub progress: RwSignal<Option<ToolProgress>>,
+    pub input: RwSignal<Option<Value>>,
+    pub content: RwSignal<Vec<ToolContent>>,
+    pub locations: RwSignal<Vec<String>>,
+}
+
+impl AgentCall {
+    pub(super) fn new(card: ToolCard, title: &str, kind: Option<&str>) -> Self {
+        AgentCall {
+            card,
+            title: RwSignal::new(title.to_string()),
+            kind: RwSignal::new(kind.unwrap_or("other").to_string()),
+            progress: RwSignal::new(None),
+            input: RwSignal::new(None),
+            content: RwSignal::new(Vec::new()),
+            locations: RwSignal::new(Vec::new()),
+        }
+    }
+}
+
+/// One row of the timeline.
+#[derive(Clone)]
+pub enum Item {
+    User {
+        idx: u64,
+        text: String,
+        time: String,
+    },
+    Agent {
+        idx: u64,
+        text: String,
+        end_of_turn: bool,
+        /// Token counts of the turn this message closes.
+        usage: Option<Usage>,
+    },
+    Tool {
+        idx: u64,
+        card: ToolCard,
+    },
+    AgentTool {
+        idx: u64,
+        call: AgentCall,
+    },
+    /// An agent's reply: consecutive `agent_text` pieces, markdown.
+    Reply {
+        idx: u64,
+        text: RwSignal<String>,
+    },
+    /// Consecutive `thought` pieces.
+    Thought {
+        idx: u64,
+        text: RwSignal<String>,
+    },
+    /// The turn's plan; later `plan` messages of the turn replace its entries.
+    Plan {
+        idx: u64,
+        entries: RwSignal<Vec<PlanEntry>>,
+    },
+    Approval {
+        idx: u64,
+        request: PermissionRequest,
+        /// Set when its `permission_answer` arrives (or this browser's answer lands).
+        answer: RwSignal<Option<PermissionAnswer>>,
+    },
+    Notice {
+        idx: u64,
+        text: String,
+    },
+    Error {
+        idx: u64,
+        text: String,
+    },
+    Restart {
+        idx: u64,
+        text: String,
+    },
+}
+
+impl Item {
+    pub fn idx(&self) -> u64 {
+        match self {
+            Item::User { idx, .. }
+            | Item::Agent { idx, .. }
+            | Item::Tool { idx, .. }
+            | Item::AgentTool { idx, .. }
+            | Item::Reply { idx, .. }
+            | Item::Thought { idx, .. }
+            | Item::Plan { idx, .. }
+            | Item::Approval { idx, .. }
+            | Item::Notice { idx, .. }
+            | Item::Error { idx, .. }
+            | Item::Restart { idx, .. } => *idx,
+        }
+    }
+
+    /// Plain text to search in.
+    pub fn search_text(&self) -> String {
+        match self {
+            Item::User { text, .. }
+            | Item::Agent { text, .. }
+            | Item::Notice { text, .. }
+            | Item::Error { text, .. }
+            | Item::Restart { text, .. } => text.clone(),
+            Item::Reply { text, .. } | Item::Thought { text, .. } => text.get_untracked(),
+            Item::Tool { card, .. } => card_text(card),
+            Item::AgentTool { call, .. } => {
+                let mut text = call.title.get_untracked();
+                text.push('\n');
+                call.content.with_untracked(|content| {
+                    for c in content {
+                        match c {
+                            ToolContent::Text { text: t } => text.push_str(t),
+                            ToolContent::Diff { path, new_text, .. } => {
+                                text.push_str(path);
+                                text.push('\n');
+                                text.push_str(new_text);
+                            }
+                            ToolContent::Terminal { .. } => {}
+                        }
+                        text.push('\n');
+                    }
+                });
+                text.push_str(&card_text(&call.card));
+                text
+            }
+            Item::Plan { entries, .. } => entries.with_untracked(|e| {
+                e.iter()
+                    .map(|e| e.content.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }),
+            Item::Approval { request, .. } => request.title.clone(),
+        }
+    }
+}
+
+fn card_text(card: &ToolCard) -> String {
+    let mut text = card.command.get_untracked();
+    text.push('\n');
+    card.term.with_value(|t| text.push_str(&t.plain_text()));
+    text
+}
