@@ -1,7 +1,7 @@
 import { expect, test, type Page } from "@playwright/test";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { openConversation, sendChat, tempCwd, waitConnected } from "./helpers";
+import { openConversation, screenshot, sendChat, tempCwd, waitConnected } from "./helpers";
 import { startServer, type Server } from "./server";
 
 /**
@@ -51,6 +51,7 @@ test.describe("ACP agents", () => {
     await expect(steps).toHaveCount(2);
     await expect(steps.first()).toHaveAttribute("data-status", "completed");
     await expect(page.getByTestId("plan")).toHaveCount(1);
+    await screenshot(page, "agent-reply", { fullPage: true });
   });
 
   test("approving from the card runs the command; rejecting tells the agent", async ({ page }) => {
@@ -58,6 +59,7 @@ test.describe("ACP agents", () => {
     await sendChat(page, "ask-run echo approved-$((6*7))");
     const approval = page.getByTestId("approval").last();
     await expect(approval).toBeVisible();
+    await screenshot(page, "agent-approval", { fullPage: true });
     const allow = approval.locator('[data-testid=approval-option][data-kind=allow_once]');
     const box = await allow.boundingBox();
     expect(box?.height ?? 0).toBeGreaterThanOrEqual(44);
@@ -101,6 +103,7 @@ test.describe("ACP agents", () => {
     await expect(diff).toContainText("notes.txt");
     await expect(diff.getByTestId("diff-counts")).toContainText("+3");
     await expect(page.getByTestId("agent-reply").last()).toContainText("wrote notes.txt");
+    await screenshot(page, "agent-diff", { fullPage: true });
   });
 
   test("Stop ends a turn the agent is still working on", async ({ page }) => {

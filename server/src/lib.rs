@@ -9,6 +9,8 @@
 //! builds the router (tests serve it on their own listener), `run` serves it.
 
 #![forbid(unsafe_code)]
+// The server renders the whole page tree, whose view types nest deeply.
+#![recursion_limit = "256"]
 
 pub mod agent;
 pub mod config;

@@ -106,7 +106,9 @@ pub fn AgentCardView(
     };
     let command = move || {
         let command = card.command.get();
-        (!command.is_empty() && command != call.title.get() && command != "null").then_some(command)
+        // An input without a command shows as JSON; an empty one says nothing.
+        (!command.is_empty() && command != call.title.get() && command != "null" && command != "{}")
+            .then_some(command)
     };
 
     view! {
