@@ -18,8 +18,9 @@ cargo clippy -p tether-fake-agent --all-targets --locked -- -D warnings
 cargo clippy -p tether-fake-model --all-targets --locked -- -D warnings
 step "Rust tests"
 cargo test -p app --locked
-# The server's ACP tests drive the scriptable fake agent's binary.
-cargo build -p tether-fake-agent --locked
+# The ACP tests (Rust and Playwright) drive the scriptable fake agent and the fake
+# model server as programs.
+cargo build -p tether-fake-agent -p tether-fake-model --locked
 cargo test -p server --locked
 cargo test -p tether-bench --locked
 cargo test -p tether-testkit --locked
