@@ -38,13 +38,14 @@ pub(super) fn Header(
         <header class="topbar">
             <a class="back" href="/" aria-label="All conversations">"←"</a>
             <div class="heading">
-                <h1 data-testid="title">{title}
+                <h1 data-testid="title">{title}</h1>
+                <p class="cwd muted">
                     {move || {
                         let agent = state.with(|s| s.agent.clone());
-                        (!agent.is_empty()).then(|| view! { " " <span class="agent-name" data-testid="agent-name">{agent}</span> })
+                        (!agent.is_empty()).then(|| view! { <span class="agent-name" data-testid="agent-name">{agent}</span> " " })
                     }}
-                </h1>
-                <p class="cwd muted" data-testid="cwd">{move || { let s = state.get(); format!("{} · {}", s.working_dir, s.hostname) }}</p>
+                    <span data-testid="cwd">{move || { let s = state.get(); format!("{} · {}", s.working_dir, s.hostname) }}</span>
+                </p>
             </div>
             <span class=move || format!("pill {}", if running() { "running" } else { "idle" }) data-testid="run-state">
                 {move || {
