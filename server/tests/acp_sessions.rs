@@ -1,0 +1,146 @@
+//! An ACP agent's session across turns, restarts of the conversation and restarts
+//! of Tether, its usage report, and agents that never get going — with the
+//! scriptable fake agent (`fake-agent/`).
+
+mod common;
+
+use std::time::Duration;
+
+use app::protocol::{Message, MessageType};
+use common::{TestServer, marker, reply_text, wait_no_processes};
+use serde_json::{Value, json};
+
+async fn run(server: &TestServer, id: &str, script: &str) -> Vec<Message> {
+    let turns = server
+        .messages(id)
+        .await
+        .iter()
+        .filter(|m| m.end_of_turn)
+        .count();
+    let mut stream = server.stream(id).await;
+    server.chat(id, script).await;
+    stream.wait_end_of_turns(turns + 1).await;
+    server.messages(id).await
+}
+
+/// The ACP session ids Tether noted, in order.
+fn sessions(log: &[Message]) -> Vec<String> {
+    log.iter()
+        .filter(|m| m.kind == MessageType::Notice)
+        .filter_map(|m| {
+            m.input
+                .as_ref()?
+                .get("acp_session_id")?
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+fn forgot(log: &[Message]) -> bool {
+    log.iter()
+        .any(|m| m.kind == MessageType::Notice && m.content.contains("does not remember"))
+}
+
+#[tokio::test]
+async fn one_session_serves_every_turn_until_the_conversation_restarts() {
+    let server = TestServer::with_fake_agent("");
+    let id = server.create_fake().await;
+    run(&server, &id, "say one").await;
+    let log = run(&server, &id, "say two").await;
+    assert_eq!(
+        sessions(&log).len(),
+        1,
+        "the second turn reuses the session"
+    );
+    let (status, body) = server
+        .post(&format!("conversations/{id}/restart"), json!({}))
+        .await;
+    assert_eq!(status, common::StatusCode::OK, "{body}");
+    let log = run(&server, &id, "say three").await;
+    let ids = sessions(&log);
+    assert_eq!(ids.len(), 2, "a restart opens a new session");
+    assert_ne!(ids[0], ids[1]);
+    assert!(
+        !forgot(&log),
+        "a restart forgets on purpose: no note about it"
+    );
+}
+
+#[tokio::test]
+async fn after_tether_restarts_the_agent_reloads_its_session_when_it_can() {
+    for (flags, reloads) in [("--load", true), ("", false)] {
+        let flag = common::fake_agent_flag(flags);
+        let mut server = TestServer::start_with(&["--agent", &flag]);
+        let id = server.create_fake().await;
+        run(&server, &id, "say before").await;
+        server.restart();
+        let log = run(&server, &id, "say after").await;
+        let ids = sessions(&log);
+        assert_eq!(ids.len(), 2, "{flags:?}: {ids:?}");
+        if reloads {
+            assert_eq!(ids[0], ids[1], "session/load reopens the same session");
+            assert!(!forgot(&log));
+        } else {
+            assert!(forgot(&log), "without session/load the reset is visible");
+        }
+        assert!(reply_text(&log).ends_with("after"));
+    }
+}
+
+#[tokio::test]
+async fn a_turn_reports_the_agents_token_counts_and_context() {
+    let server = TestServer::with_fake_agent("");
+    let id = server.create_fake().await;
+    let log = run(&server, &id, "usage 120 30\nsay counted").await;
+    let usage: Value = log
+        .last()
+        .and_then(|m| m.usage.clone())
+        .expect("the closing message carries usage");
+    assert_eq!(usage["input_tokens"], 120, "{usage}");
+    assert_eq!(usage["output_tokens"], 30, "{usage}");
+    assert_eq!(usage["context_used"], 150, "{usage}");
+}
+
+#[tokio::test]
+async fn stopping_a_turn_kills_the_commands_tether_runs_for_the_agent() {
+    let server = TestServer::with_fake_agent("");
+    let id = server.create_fake().await;
+    let tag = marker();
+    let mut stream = server.stream(&id).await;
+    server
+        .chat(&id, &format!("run echo {tag}; sleep 600.{tag}"))
+        .await;
+    stream.wait_output_contains(&tag).await;
+    assert!(!common::pids_with(&tag).is_empty(), "the command runs");
+    let (status, _) = server.cancel(&id, json!({})).await;
+    assert_eq!(status, common::StatusCode::ACCEPTED);
+    stream.wait_end_of_turns(1).await;
+    wait_no_processes(&tag, Duration::from_secs(15))
+        .await
+        .expect("the command's processes are gone");
+}
+
+#[tokio::test]
+async fn an_agent_that_never_answers_initialize_fails_the_turn_after_the_timeout() {
+    let server = TestServer::with_fake_agent("--no-init");
+    let id = server.create_fake().await;
+    let mut stream = server.stream(&id).await;
+    server.chat(&id, "say never").await;
+    // The start timeout is 30 s: wait on the turn's end, not on a clock.
+    stream
+        .wait_until("the failed turn", Duration::from_secs(60), |s| {
+            s.messages().iter().any(|m| m.end_of_turn)
+        })
+        .await;
+    let log = server.messages(&id).await;
+    let error = log
+        .iter()
+        .find(|m| m.kind == MessageType::Error)
+        .expect("an error message");
+    assert!(error.content.contains("initialize"), "{}", error.content);
+    assert!(
+        server.state(&id).await.status == app::protocol::RunStatus::Idle,
+        "the conversation takes messages again"
+    );
+}
