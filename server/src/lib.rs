@@ -44,7 +44,12 @@ impl AppState {
             .map_err(|e| StoreError::Backend(format!("cannot open the store: {e}")))??;
         let store: Arc<dyn Store> = Arc::new(store);
         let shutdown = CancellationToken::new();
-        let toolbox = Toolbox::new(config.max_running_tools, &config.env_deny());
+        let ledger = crate::tools::ProcessLedger::at(config.data_dir().join("agents.pids"));
+        let reaped = ledger.reap();
+        if reaped > 0 {
+            tracing::warn!(reaped, "ended agent processes a previous run left behind");
+        }
+        let toolbox = Toolbox::with_ledger(config.max_running_tools, &config.env_deny(), ledger);
         let settings = EngineSettings {
             max_conversations: config.max_conversations,
         };

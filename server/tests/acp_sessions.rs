@@ -144,3 +144,47 @@ async fn an_agent_that_never_answers_initialize_fails_the_turn_after_the_timeout
         "the conversation takes messages again"
     );
 }
+
+#[tokio::test]
+async fn agents_left_behind_by_a_killed_tether_are_ended_on_its_next_start() {
+    // An "agent" that never speaks and outlives its stdin, like Zed's adapters.
+    let tag = marker();
+    let flag = format!("stubborn=sleep 600.{tag}");
+    let mut server = TestServer::start_with(&["--agent", &flag]);
+    let dir = server.work_dir("work");
+    let (status, created) = server
+        .post(
+            "conversations",
+            json!({ "cwd": dir.to_str().expect("utf-8"), "agent": "stubborn" }),
+        )
+        .await;
+    assert_eq!(status, common::StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("an id").to_string();
+    server.chat(&id, "hello").await;
+    // The server's own command line names the tag too: count the agent only.
+    let agents = || {
+        common::processes_with(&tag)
+            .into_iter()
+            .filter(|(_, cmdline)| cmdline.starts_with("sleep "))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while agents() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill9();
+    assert_eq!(agents(), 1, "the agent outlived Tether");
+    server.restart();
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while agents() != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the next start did not end it"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

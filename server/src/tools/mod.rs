@@ -9,6 +9,7 @@ pub mod bash;
 pub mod call;
 pub mod chunk;
 pub mod env;
+pub mod ledger;
 pub mod pty;
 pub mod running;
 pub mod slots;
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 pub use bash::Bash;
 pub use call::Call;
 pub use env::EnvPolicy;
+pub use ledger::ProcessLedger;
 pub use running::{Control, RunningTools};
 pub use slots::ToolSlots;
 
@@ -66,15 +68,27 @@ pub struct Toolbox {
     pub slots: Arc<ToolSlots>,
     /// What tool processes must not inherit from the server's environment.
     pub env: EnvPolicy,
+    /// Agent processes to end on the next start if this run dies without cleaning up.
+    pub ledger: ProcessLedger,
 }
 
 impl Toolbox {
     /// At most `max_running` calls at once; `env_deny` names variables (`NAME` or
     /// `PREFIX*`) no tool process inherits.
     pub fn new(max_running: usize, env_deny: &[String]) -> Arc<Self> {
+        Self::with_ledger(max_running, env_deny, ProcessLedger::disabled())
+    }
+
+    /// Like `new`, keeping a list of agent processes in `ledger`.
+    pub fn with_ledger(
+        max_running: usize,
+        env_deny: &[String],
+        ledger: ProcessLedger,
+    ) -> Arc<Self> {
         Arc::new(Toolbox {
             slots: ToolSlots::new(max_running),
             env: EnvPolicy::from_patterns(env_deny),
+            ledger,
         })
     }
 }

@@ -16,6 +16,7 @@ use tokio::process::{ChildStdin, Command};
 use tokio::sync::watch;
 
 use super::spec::AgentSpec;
+use crate::tools::Toolbox;
 
 /// Lines of stderr kept for error messages.
 const STDERR_LINES: usize = 20;
@@ -52,13 +53,15 @@ pub struct Pipes {
 }
 
 impl AgentProcess {
-    /// Starts the agent in `cwd`. `removed` names environment variables it must
-    /// not inherit (the spec's own `env` is set afterwards, so it wins).
+    /// Starts the agent in `cwd`, its environment scrubbed by the toolbox's policy
+    /// (the spec's own `env` is set afterwards, so it wins), and listed in the
+    /// toolbox's ledger until it is reaped.
     pub fn spawn(
         spec: &AgentSpec,
         cwd: &Path,
-        removed: &[String],
+        toolbox: &Arc<Toolbox>,
     ) -> Result<(Self, Pipes), String> {
+        let removed = toolbox.env.removed();
         let (program, args) = spec
             .argv
             .split_first()
@@ -90,6 +93,7 @@ impl AgentProcess {
         else {
             return Err("the agent's pipes could not be opened".into());
         };
+        toolbox.ledger.record(pid);
         let (ended_tx, ended) = watch::channel(None);
         let ended_tx = Arc::new(ended_tx);
 
@@ -144,8 +148,12 @@ impl AgentProcess {
                 }
             });
         }
+        let waiter_toolbox = toolbox.clone();
         tokio::spawn(async move {
             let status = child.wait().await;
+            // Its children may outlive it, but the group id is free again once the
+            // leader is reaped and the kill below has run: nothing to reap next start.
+            waiter_toolbox.ledger.forget(pid);
             // The last stderr lines say why; wait (briefly) until they are read.
             let _ = tokio::time::timeout(Duration::from_secs(1), stderr_done).await;
             let how = match status {

@@ -7,8 +7,7 @@ impl AcpInstance {
     /// last lines of its stderr).
     pub(super) async fn start(&self, turn: &Turn) -> Result<Live, String> {
         let cwd = turn.cwd().to_path_buf();
-        let (process, pipes) =
-            AgentProcess::spawn(&self.spec, &cwd, self.seat.toolbox.env.removed())?;
+        let (process, pipes) = AgentProcess::spawn(&self.spec, &cwd, &self.seat.toolbox)?;
         let process = Arc::new(process);
         match self.connect(process.clone(), pipes, cwd).await {
             Ok(live) => Ok(live),
