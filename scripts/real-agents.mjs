@@ -244,7 +244,7 @@ const rows = runs.map((r) => {
   const perms = f.cmd?.permissions || [];
   return {
     agent: r.agent,
-    "streamed text": f.hi ? (f.hi.pieces > 0 ? `yes, ${f.hi.pieces} pieces` : "no") : "?",
+    "streamed text": f.hi ? (f.hi.pieces > 0 ? `yes, ${f.hi.pieces} piece${f.hi.pieces === 1 ? "" : "s"}` : "no") : "?",
     "first reply": f.hi ? `${f.hi.seconds.toFixed(1)} s` : "?",
     "permissions (command)": f.cmd ? (perms.length ? `${perms.length}: ${perms.map((p) => p.kinds.join("/")).join("; ")}` : "none") : "?",
     "permissions (escalated write)": f.write ? `${f.write.permissions.length}${f.write.wrote ? ", file written" : ", NOT written"}` : "?",
