@@ -32,6 +32,8 @@ struct Open {
     exit_code: Option<i32>,
     /// Tether's terminal attached to the call, if any.
     terminal: Option<String>,
+    /// The files the call works on, as last reported (agents repeat them).
+    locations: Vec<String>,
 }
 
 /// The open tool calls of one agent session.
@@ -153,10 +155,14 @@ impl ToolBook {
             update.progress = Some(p);
         }
         if let Some(locations) = fields.get("locations").and_then(Value::as_array) {
-            update.locations = locations
+            let locations: Vec<String> = locations
                 .iter()
                 .filter_map(|l| str_field(l, "path").map(str::to_string))
                 .collect();
+            if locations != call.locations {
+                call.locations = locations.clone();
+                update.locations = locations;
+            }
         }
         let meta = fields.get("_meta");
         let mut output = String::new();

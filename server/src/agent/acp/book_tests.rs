@@ -158,3 +158,16 @@ fn the_newest_call_without_a_terminal_gets_the_next_one() {
     book.attach_terminal("b", "term-1");
     assert_eq!(book.newest_without_terminal().as_deref(), Some("a"));
 }
+
+#[test]
+fn repeated_locations_add_nothing() {
+    // opencode repeats the same locations with every progress update.
+    let mut book = ToolBook::default();
+    let update = json!({"sessionUpdate":"tool_call_update","toolCallId":"l","title":"bash","kind":"execute",
+                        "status":"in_progress","locations":[{"path":"/w"}]});
+    assert_eq!(
+        kinds(&apply(&mut book, update.clone())),
+        [MessageType::Agent, MessageType::ToolUpdate]
+    );
+    assert!(apply(&mut book, update).is_empty());
+}
