@@ -40,6 +40,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
                 <meta name="tether-settings" content=settings_json()/>
+                <meta name="tether-access" content=access_json()/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
@@ -100,6 +101,34 @@ pub fn settings() -> ClientSettings {
     #[cfg(not(feature = "hydrate"))]
     {
         serde_json::from_str(&settings_json()).unwrap_or_default()
+    }
+}
+
+fn access_json() -> String {
+    #[cfg(feature = "ssr")]
+    let access = use_context::<protocol::Access>().unwrap_or_default();
+    #[cfg(not(feature = "ssr"))]
+    let access = protocol::Access::default();
+    serde_json::to_string(&access).unwrap_or_default()
+}
+
+/// What this visitor may do (a share link makes the page read-only): from the
+/// server's context while rendering, from the page's `tether-access` meta tag in the
+/// browser. The server enforces it either way; the page only hides what would fail.
+pub fn access() -> protocol::Access {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.query_selector("meta[name=tether-access]").ok().flatten())
+            .and_then(|el| el.dyn_into::<web_sys::HtmlMetaElement>().ok())
+            .and_then(|meta| serde_json::from_str(&meta.content()).ok())
+            .unwrap_or_default()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        serde_json::from_str(&access_json()).unwrap_or_default()
     }
 }
 

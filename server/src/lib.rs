@@ -60,9 +60,11 @@ impl AppState {
         for spec in specs {
             agents.add(Arc::new(agent::acp::AcpAgent::new(spec)));
         }
+        let shares = http::Shares::load(store.clone()).await?;
         let engine = Engine::open(store, agents, settings, shutdown.clone()).await?;
         Ok(AppState {
             guard: Arc::new(http::Guard::new(&config)),
+            shares: Arc::new(shares),
             leptos: http::leptos_options(),
             config: Arc::new(config),
             shutdown,

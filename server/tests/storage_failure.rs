@@ -14,7 +14,8 @@ use async_trait::async_trait;
 use server::agent::Agents;
 use server::engine::{Conversation, Engine, EngineSettings};
 use server::store::{
-    AppendRow, ConversationRecord, Result, SqliteStore, Store, StoreError, StoredMessage,
+    AppendRow, ConversationRecord, Result, ShareRecord, SqliteStore, Store, StoreError,
+    StoredMessage,
 };
 use server::tools::Toolbox;
 use tokio_util::sync::CancellationToken;
@@ -89,6 +90,15 @@ impl Store for FlakyStore {
         self.inner
             .read_kinds_after(conversation, after, kinds)
             .await
+    }
+    async fn create_share(&self, record: &ShareRecord) -> Result<()> {
+        self.inner.create_share(record).await
+    }
+    async fn shares(&self) -> Result<Vec<ShareRecord>> {
+        self.inner.shares().await
+    }
+    async fn revoke_share(&self, id: &str) -> Result<bool> {
+        self.inner.revoke_share(id).await
     }
 }
 

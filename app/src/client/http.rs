@@ -26,6 +26,22 @@ async fn request<B: Serialize>(url: &str, body: Option<&B>) -> Result<(u16, Stri
     Ok((response.status(), text))
 }
 
+/// The status and body text of the answer to a DELETE.
+#[cfg(feature = "hydrate")]
+async fn delete_request(url: &str) -> Result<(u16, String), String> {
+    let response = gloo_net::http::Request::delete(url)
+        .send()
+        .await
+        .map_err(|_| "the server cannot be reached".to_string())?;
+    let text = response.text().await.unwrap_or_default();
+    Ok((response.status(), text))
+}
+
+#[cfg(not(feature = "hydrate"))]
+async fn delete_request(_url: &str) -> Result<(u16, String), String> {
+    Err("not in a browser".into())
+}
+
 #[cfg(not(feature = "hydrate"))]
 async fn request<B: Serialize>(_url: &str, _body: Option<&B>) -> Result<(u16, String), String> {
     Err("not in a browser".into())
@@ -57,6 +73,12 @@ pub async fn post_json<B: Serialize, T: DeserializeOwned>(
 ) -> Result<T, String> {
     let (status, text) = request(url, Some(body)).await?;
     serde_json::from_str(&check(status, text)?).map_err(|e| format!("unexpected response: {e}"))
+}
+
+/// DELETE; success has no body worth reading.
+pub async fn delete(url: &str) -> Result<(), String> {
+    let (status, text) = delete_request(url).await?;
+    check(status, text).map(|_| ())
 }
 
 /// Like `post_json`, but a refusal keeps its HTTP status (0 when the server could

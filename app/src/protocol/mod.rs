@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 mod agent;
+mod share;
 
 pub use agent::*;
+pub use share::*;
 
 /// SSE event names.
 pub mod event {

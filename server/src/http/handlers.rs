@@ -13,13 +13,13 @@ use app::protocol::{
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{any, get, post};
+use axum::routing::{any, delete, get, post};
 use serde::Deserialize;
 
 use super::AppState;
 use super::error::AppError;
 use super::extract::{Json, OptionalJson, Path, Query};
-use super::reads;
+use super::{reads, share_api};
 use crate::agent::ChoiceKind;
 use crate::engine::StopInfo;
 
@@ -45,6 +45,14 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/conversations/{id}/commit-description",
             get(commit_description),
+        )
+        .route(
+            "/api/conversations/{id}/shares",
+            get(share_api::list).post(share_api::create),
+        )
+        .route(
+            "/api/conversations/{id}/shares/{share_id}",
+            delete(share_api::revoke),
         )
         .route("/api/events", get(reads::events))
         .route("/api/{*rest}", any(not_found))

@@ -7,6 +7,8 @@ mod extract;
 mod handlers;
 mod reads;
 mod security;
+mod share;
+mod share_api;
 mod site;
 mod sse;
 mod transcript;
@@ -25,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 pub use error::AppError;
 pub use reads::parse_index;
 pub use security::Guard;
+pub use share::Shares;
 pub use site::leptos_options;
 
 use crate::config::Config;
@@ -50,6 +53,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// Token, Host and Origin checks, and the stream limits.
     pub guard: Arc<Guard>,
+    /// Read-only share links, cached from the store.
+    pub shares: Arc<Shares>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -71,7 +76,15 @@ pub fn app(state: AppState) -> Router {
         .leptos_routes_with_context(
             &state,
             routes,
-            move || leptos::prelude::provide_context(data.clone()),
+            move || {
+                leptos::prelude::provide_context(data.clone());
+                // What the security middleware decided about this request (a share
+                // makes the page read-only); rendered into the page for the browser.
+                let access = leptos::prelude::use_context::<axum::http::request::Parts>()
+                    .and_then(|parts| parts.extensions.get::<app::protocol::Access>().cloned())
+                    .unwrap_or_default();
+                leptos::prelude::provide_context(access);
+            },
             move || app::shell(leptos.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(

@@ -3,12 +3,14 @@
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use serde::Deserialize;
 
 use super::AppState;
 use super::error::AppError;
 use super::extract::{Path, Query};
 use super::security::ClientIp;
+use super::share::ShareGrant;
 use super::sse::{conversation_stream, global_stream, sse_response};
 use super::transcript;
 
@@ -35,6 +37,7 @@ pub(super) async fn stream(
     Extension(ClientIp(ip)): Extension<ClientIp>,
     Path(id): Path<String>,
     Query(query): Query<StreamQuery>,
+    grant: Option<Extension<ShareGrant>>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let conversation = state.engine.get(&id)?;
@@ -58,12 +61,14 @@ pub(super) async fn stream(
         )));
     }
     let permit = state.guard.open_stream(ip)?;
-    Ok(sse_response(conversation_stream(
-        conversation,
-        cursor,
-        state.config.heartbeat(),
-        permit,
-    )))
+    let frames = conversation_stream(conversation, cursor, state.config.heartbeat(), permit);
+    Ok(match grant {
+        // A share's stream ends as soon as the share is revoked or expires.
+        Some(Extension(grant)) => {
+            sse_response(frames.take_until(state.shares.clone().ended(grant)))
+        }
+        None => sse_response(frames),
+    })
 }
 
 #[derive(Deserialize)]

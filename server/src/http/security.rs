@@ -16,8 +16,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::AppState;
+use app::protocol::Access;
+
 use super::error::AppError;
+use super::{AppState, share};
 use crate::config::Config;
 
 /// The cookie a browser gets after opening `/?token=…` once.
@@ -176,14 +178,15 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-fn cookie(headers: &HeaderMap) -> Option<&str> {
+/// The value of the cookie called `wanted`, if the request has one.
+pub(super) fn cookie<'h>(headers: &'h HeaderMap, wanted: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value)
 }
 
@@ -232,9 +235,15 @@ pub async fn protect(State(state): State<AppState>, mut request: Request, next: 
     }
 
     let path = request.uri().path().to_string();
-    if guard.token.is_some() && !is_public_asset(&path) {
+    if request.method() == Method::GET
+        && let Some(secret) = path.strip_prefix(share::LINK_PREFIX)
+    {
+        return share::open_link(&state.shares, secret);
+    }
+    if !is_public_asset(&path) {
         // `?token=` once: trade it for a cookie and drop it from the address bar.
-        if request.method() == Method::GET
+        if guard.token.is_some()
+            && request.method() == Method::GET
             && let Some((token, target)) = split_token(request.uri())
         {
             if !guard.token_matches(&token) {
@@ -247,16 +256,38 @@ pub async fn protect(State(state): State<AppState>, mut request: Request, next: 
             }
             return response;
         }
-        let presented = bearer(headers).or_else(|| cookie(headers));
-        if !presented.is_some_and(|t| guard.token_matches(t)) {
-            return AppError::Unauthorized(
-                "a token is required: open the address Tether printed at start (it ends in ?token=…), \
-                 or send Authorization: Bearer <token>"
-                    .into(),
-            )
-            .into_response();
+        let shared = share::credential(headers).map(str::to_string);
+        // The token wins over a share; without a token set, only a share restricts.
+        let owner = match &guard.token {
+            Some(_) => bearer(headers)
+                .or_else(|| cookie(headers, COOKIE))
+                .is_some_and(|t| guard.token_matches(t)),
+            None => shared.is_none(),
+        };
+        if !owner {
+            let Some(secret) = shared else {
+                return AppError::Unauthorized(
+                    "a token is required: open the address Tether printed at start (it ends in ?token=…), \
+                     or send Authorization: Bearer <token>"
+                        .into(),
+                )
+                .into_response();
+            };
+            let grant = match state.shares.check(&secret) {
+                Ok(grant) => grant,
+                Err(err) => return err.into_response(),
+            };
+            if !share::allows(request.method(), &path, &grant.conversation_id) {
+                return share::not_allowed();
+            }
+            request.extensions_mut().insert(Access {
+                read_only: true,
+                conversation_id: Some(grant.conversation_id.clone()),
+            });
+            request.extensions_mut().insert(grant);
         }
     }
+    let headers = request.headers();
 
     let changes_state = !matches!(
         *request.method(),

@@ -5,6 +5,7 @@
 //! in-memory tail; a store only has to persist and read back. One implementation per
 //! engine (today `SqliteStore`).
 
+mod share_sql;
 mod sqlite;
 
 pub use sqlite::SqliteStore;
@@ -43,6 +44,19 @@ pub struct ConversationRecord {
     pub first_message_index: u64,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// A read-only share link as stored: never its secret, only the secret's SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareRecord {
+    pub id: String,
+    pub conversation_id: String,
+    /// Lower-case hex SHA-256 of the secret in the link.
+    pub secret_sha256: String,
+    pub created_at: String,
+    /// RFC 3339; `None`: valid until revoked.
+    pub expires_at: Option<String>,
+    pub revoked: bool,
 }
 
 /// A message as stored: its index and serialized JSON.
@@ -97,4 +111,9 @@ pub trait Store: Send + Sync + 'static {
         after: Option<u64>,
         kinds: &[MessageType],
     ) -> Result<Vec<StoredMessage>>;
+    async fn create_share(&self, record: &ShareRecord) -> Result<()>;
+    /// Every share, revoked ones included (they are few; the server caches them).
+    async fn shares(&self) -> Result<Vec<ShareRecord>>;
+    /// Marks a share revoked; `false` if there is no such share.
+    async fn revoke_share(&self, id: &str) -> Result<bool>;
 }

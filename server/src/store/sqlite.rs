@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use super::{AppendRow, ConversationRecord, Result, Store, StoreError, StoredMessage};
+use super::share_sql;
+use super::{AppendRow, ConversationRecord, Result, ShareRecord, Store, StoreError, StoredMessage};
 
 const READERS: usize = 4;
 
@@ -52,6 +53,14 @@ CREATE TABLE IF NOT EXISTS messages (
     json TEXT NOT NULL,
     PRIMARY KEY (conversation_id, idx)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS shares (
+    id TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL,
+    secret_sha256 TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    expires_at TEXT,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
 ";
 
 /// SQLite's errors become the backend-neutral kind, with SQLite's own words.
@@ -341,5 +350,19 @@ impl Store for SqliteStore {
                 .collect()
         })
         .await
+    }
+
+    async fn create_share(&self, record: &ShareRecord) -> Result<()> {
+        let record = record.clone();
+        self.write(move |c| share_sql::insert(c, &record)).await
+    }
+
+    async fn shares(&self) -> Result<Vec<ShareRecord>> {
+        self.read_with(share_sql::all).await
+    }
+
+    async fn revoke_share(&self, id: &str) -> Result<bool> {
+        let id = id.to_string();
+        self.write(move |c| share_sql::revoke(c, &id)).await
     }
 }

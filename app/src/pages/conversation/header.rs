@@ -19,6 +19,9 @@ pub(super) fn Header(
     reconnects: RwSignal<u32>,
     find_open: RwSignal<bool>,
     restart_open: RwSignal<bool>,
+    share_open: RwSignal<bool>,
+    /// Opened through a share link: no actions that change anything.
+    read_only: bool,
     /// Token counts over the loaded turns, once any turn reported some.
     usage: Signal<Option<Usage>>,
 ) -> impl IntoView {
@@ -69,16 +72,26 @@ pub(super) fn Header(
                 </span>
             })}
             <ConnectionIndicator status now reconnects/>
+            {read_only.then(|| view! {
+                <span class="pill read-only" data-testid="read-only" title="Opened through a share link: you can watch, not change anything">
+                    "Read-only view"
+                </span>
+            })}
             <nav class="actions" aria-label="Conversation actions">
                 <button class="btn" data-testid="find-toggle" on:click=move |_| find_open.update(|o| *o = !*o)>"Find"</button>
-                <button class="btn" data-testid="restart-open" on:click=move |_| restart_open.set(true)>"Restart…"</button>
+                {(!read_only).then(|| view! {
+                    <button class="btn" data-testid="restart-open" on:click=move |_| restart_open.set(true)>"Restart…"</button>
+                    <button class="btn" data-testid="share-open" on:click=move |_| share_open.set(true)>"Share…"</button>
+                })}
                 <a class="btn" href=format!("{base}download") download="" data-testid="download-json">"JSON"</a>
                 <a class="btn" href=format!("{base}download?format=text") download="" data-testid="download-text">"Text"</a>
             </nav>
-            <div class="choices">
-                <ChoicePicker label="Mode" testid="mode-picker" url=format!("{base}mode") choices=modes/>
-                <ChoicePicker label="Model" testid="model-picker" url=format!("{base}model") choices=models/>
-            </div>
+            {(!read_only).then(|| view! {
+                <div class="choices">
+                    <ChoicePicker label="Mode" testid="mode-picker" url=format!("{base}mode") choices=modes/>
+                    <ChoicePicker label="Model" testid="model-picker" url=format!("{base}model") choices=models/>
+                </div>
+            })}
         </header>
     }
 }

@@ -19,6 +19,7 @@ mod find_bar;
 mod header;
 mod item;
 mod restart_dialog;
+mod share_dialog;
 mod silence;
 mod timeline_view;
 
@@ -26,6 +27,7 @@ use chat_box::ChatBox;
 use find_bar::FindBar;
 use header::Header;
 use restart_dialog::RestartDialog;
+use share_dialog::ShareDialog;
 use timeline_view::TimelineView;
 
 #[component]
@@ -121,19 +123,29 @@ fn ConversationView(snapshot: Snapshot) -> impl IntoView {
     });
     let restart_open = RwSignal::new(false);
     let find_open = RwSignal::new(false);
+    let share_open = RwSignal::new(false);
+    // Opened through a share link: watch only (the server refuses anything else).
+    let read_only = crate::access().read_only;
+    let share_base = base.clone();
 
     view! {
-        <div class="page conversation-page">
+        // `read-only` also hides the buttons inside cards (approvals, Cancel) by CSS.
+        <div class="page conversation-page" class:read-only=read_only>
             <Header state=Signal::derive(state) base=base.clone() status now reconnects find_open restart_open
-                usage=timeline.usage_total.into()/>
+                share_open read_only usage=timeline.usage_total.into()/>
             <Show when=move || find_open.get()>
                 <FindBar query matches=hits/>
             </Show>
             <TimelineView timeline base=base.clone() now query=query.into() hits/>
-            <ChatBox base=base.clone() status running=Signal::derive(running) queued=Signal::derive(move || state().queued_messages)
-                agent=Signal::derive(move || { let a = state().agent; !a.is_empty() && a != "shell" })/>
+            {(!read_only).then(|| view! {
+                <ChatBox base=base.clone() status running=Signal::derive(running) queued=Signal::derive(move || state().queued_messages)
+                    agent=Signal::derive(move || { let a = state().agent; !a.is_empty() && a != "shell" })/>
+            })}
             <Show when=move || restart_open.get()>
                 <RestartDialog base=base.clone() open=restart_open/>
+            </Show>
+            <Show when=move || share_open.get()>
+                <ShareDialog base=share_base.clone() open=share_open/>
             </Show>
         </div>
     }
