@@ -61,6 +61,9 @@ async function fakeNotifications(page: Page) {
   });
 }
 
+/** Takes the keyboard focus off any field, so keys go to the page. */
+const blur = (page: Page) => page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+
 const notes = (page: Page) => page.evaluate(() => (window as any).__notes as { title: string; body: string; tag: string }[]);
 
 test.describe("attention", () => {
@@ -149,14 +152,14 @@ test.describe("attention", () => {
     await expect(page).toHaveTitle("(1) Tether");
 
     // `/` focuses the filter; it filters by title.
-    await page.locator("body").click();
+    await blur(page);
     await page.keyboard.press("/");
     await expect(page.getByTestId("filter")).toBeFocused();
     await page.keyboard.type("beta");
     await expect(page.getByTestId("conversation-row")).toHaveCount(1);
     await page.keyboard.press("Escape");
     await page.getByTestId("filter").fill("");
-    await page.locator("body").click();
+    await blur(page);
 
     // j/k move a visible selection; Enter opens it.
     await page.keyboard.press("j");

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use leptos::prelude::*;
 
 use crate::client::stream::{self, Conn, StreamSpec};
-use crate::protocol::{ConversationSummary, event};
+use crate::protocol::{ConversationSummary, RunStatus, event};
 
 pub(crate) mod browser;
 pub mod rules;
@@ -106,6 +106,8 @@ pub fn AttentionRoot() -> impl IntoView {
     let navigate = leptos_router::hooks::use_navigate();
     let open = Rc::new(move |id: &str| navigate(&format!("/c/{id}"), Default::default()));
     let settings = crate::settings();
+    // Conversations whose running turn already had its failure announced.
+    let failed_runs = StoredValue::new(std::collections::HashSet::<String>::new());
 
     // Effects run only in the browser, after hydration: what storage says can
     // differ from the server's render without breaking it.
@@ -129,7 +131,21 @@ pub fn AttentionRoot() -> impl IntoView {
                     .summaries
                     .with_untracked(|l| l.iter().find(|c| c.id == next.id).cloned());
                 // The first sight of a conversation is no change: nothing to announce.
-                if let Some(alert) = prev.and_then(|p| rules::alert(&p, &next)) {
+                let alert = prev.and_then(|p| {
+                    if rules::starts_run(&p, &next) {
+                        failed_runs.update_value(|f| {
+                            f.remove(&next.id);
+                        });
+                    }
+                    let announced = failed_runs.with_value(|f| f.contains(&next.id));
+                    rules::alert(&p, &next, announced)
+                });
+                if alert == Some(rules::Alert::Failed) && next.status == RunStatus::Running {
+                    failed_runs.update_value(|f| {
+                        f.insert(next.id.clone());
+                    });
+                }
+                if let Some(alert) = alert {
                     let shown = a.visible.get_untracked()
                         && a.viewing.with_untracked(|v| v.as_deref() == Some(&next.id));
                     if a.notify.get_untracked() && !shown {

@@ -25,17 +25,29 @@ impl Alert {
 }
 
 /// The one alert a summary's change deserves, if any. Approval first: it blocks
-/// the agent. A turn that ends after a failure says so, so the "finished" that
-/// follows does not replace "failed" (notifications share a tag per conversation).
-pub fn alert(prev: &ConversationSummary, next: &ConversationSummary) -> Option<Alert> {
+/// the agent. A failure is announced when `last_error` turns on, or when a run
+/// ends failed; `failure_announced` (a failure was announced during this run)
+/// keeps the end of that run from saying it again, or from replacing "failed"
+/// with "finished" (notifications share one tag per conversation).
+pub fn alert(
+    prev: &ConversationSummary,
+    next: &ConversationSummary,
+    failure_announced: bool,
+) -> Option<Alert> {
     if prev.pending_permissions == 0 && next.pending_permissions > 0 {
         return Some(Alert::Waiting);
     }
     let ended = prev.status == RunStatus::Running && next.status == RunStatus::Idle;
-    if next.last_error && (!prev.last_error || ended) {
+    let fresh_failure = next.last_error && !prev.last_error;
+    if fresh_failure || (ended && next.last_error && !failure_announced) {
         return Some(Alert::Failed);
     }
-    ended.then_some(Alert::TurnEnded)
+    (ended && !(next.last_error && failure_announced)).then_some(Alert::TurnEnded)
+}
+
+/// Whether a change starts a run (which forgets the last run's announcements).
+pub fn starts_run(prev: &ConversationSummary, next: &ConversationSummary) -> bool {
+    prev.status == RunStatus::Idle && next.status == RunStatus::Running
 }
 
 /// What the reader has looked at.
@@ -170,22 +182,31 @@ mod tests {
     fn transitions_become_one_alert_each() {
         let running = summary("a", RunStatus::Running, "t1");
         let idle = summary("a", RunStatus::Idle, "t2");
-        assert_eq!(alert(&running, &idle), Some(Alert::TurnEnded));
-        assert_eq!(alert(&idle, &idle), None);
-        assert_eq!(alert(&idle, &running), None);
+        assert_eq!(alert(&running, &idle, false), Some(Alert::TurnEnded));
+        assert_eq!(alert(&idle, &idle, false), None);
+        assert_eq!(alert(&idle, &running, false), None);
+        assert!(starts_run(&idle, &running));
         let failed = ConversationSummary {
             last_error: true,
             ..idle.clone()
         };
-        assert_eq!(alert(&running, &failed), Some(Alert::Failed));
-        assert_eq!(alert(&idle, &failed), Some(Alert::Failed));
-        assert_eq!(alert(&failed, &failed), None);
+        let failing = ConversationSummary {
+            last_error: true,
+            ..running.clone()
+        };
+        assert_eq!(alert(&running, &failed, false), Some(Alert::Failed));
+        assert_eq!(alert(&idle, &failed, false), Some(Alert::Failed));
+        assert_eq!(alert(&failed, &failed, false), None);
+        // Failed while running, announced then: the end adds nothing.
+        assert_eq!(alert(&running, &failing, false), Some(Alert::Failed));
+        assert_eq!(alert(&failing, &failed, true), None);
+        assert_eq!(alert(&failing, &failed, false), Some(Alert::Failed));
         let waiting = ConversationSummary {
             pending_permissions: 2,
             ..running.clone()
         };
-        assert_eq!(alert(&running, &waiting), Some(Alert::Waiting));
-        assert_eq!(alert(&waiting, &waiting), None);
+        assert_eq!(alert(&running, &waiting, false), Some(Alert::Waiting));
+        assert_eq!(alert(&waiting, &waiting, false), None);
     }
 
     #[test]

@@ -59,5 +59,4 @@ fn closing_text(status: ToolStatus, summary: &str) -> String {
         ToolStatus::Cancelled => "Command cancelled.".to_string(),
         ToolStatus::Interrupted => "Command interrupted.".to_string(),
     }
-    }
 }
