@@ -126,7 +126,8 @@ test.describe("attention", () => {
     await expect(row(a.id).getByTestId("unread")).toBeVisible();
     await expect(row(b.id).getByTestId("unread")).toHaveCount(0);
     const order = await page.getByTestId("inbox-group").evaluateAll((els) => els.map((e) => e.getAttribute("data-group")));
-    expect(order).toEqual(["needs-you", "running"]);
+    // (The rest holds the other tests' conversations, from before this visit.)
+    expect(order.slice(0, 2)).toEqual(["needs-you", "running"]);
     await expect(page).toHaveTitle("(1) Tether");
     await expect(page.locator("link[rel=icon]")).toHaveAttribute("data-count", "1");
     await expect(page.locator("link[rel=icon]")).toHaveAttribute("href", /^data:image\/svg\+xml,/);

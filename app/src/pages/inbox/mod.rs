@@ -99,7 +99,10 @@ pub fn Inbox() -> impl IntoView {
                     ev.prevent_default();
                     step(false);
                 }
+                // The browser empties a search box on Escape without an `input`
+                // event; the filter follows it, and the keys go back to the list.
                 "Escape" if in_filter => {
+                    filter.set(String::new());
                     if let Some(input) = filter_box.get_untracked() {
                         let _ = input.blur();
                     }
