@@ -37,8 +37,8 @@ fn ConversationList(initial: Vec<ConversationSummary>) -> impl IntoView {
                 <NotifyToggle/>
                 <ConnectionIndicator status=a.status now=a.now reconnects=a.reconnects/>
             </header>
-            <Inbox/>
             <NewConversation/>
+            <Inbox/>
         </div>
     }
 }

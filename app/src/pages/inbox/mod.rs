@@ -135,7 +135,7 @@ pub fn Inbox() -> impl IntoView {
             </div>
             <Show
                 when=move || !a.summaries.with(Vec::is_empty)
-                fallback=|| view! { <p class="muted">"No conversations yet. Start one below."</p> }
+                fallback=|| view! { <p class="muted">"No conversations yet. Start one above."</p> }
             >
                 <div data-testid="conversation-list" role="listbox" aria-label="Conversations">
                     <For
