@@ -6,6 +6,7 @@
 #![recursion_limit = "256"]
 
 pub mod ansi;
+pub mod attention;
 pub mod backoff;
 pub mod client;
 pub mod components;
@@ -13,6 +14,7 @@ pub mod data;
 pub mod line_diff;
 pub mod markdown;
 pub mod pages;
+pub mod prefs;
 pub mod progress;
 pub mod protocol;
 pub mod sync_view;
@@ -42,6 +44,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="tether-settings" content=settings_json()/>
                 <meta name="tether-access" content=access_json()/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <link rel="manifest" href="/manifest.webmanifest"/>
+                <link rel="apple-touch-icon" href="/apple-touch-icon.png"/>
+                <meta name="theme-color" content="#2f5fd0"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -57,10 +62,14 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    let a = attention::provide();
+    // The count of conversations that need the reader leads the tab's title.
+    let title = move || attention::title_text(a.count(), &a.page_title.get());
     view! {
         <Stylesheet id="tether" href="/pkg/tether.css"/>
-        <Title text="Tether"/>
+        <Title text=title/>
         <Router>
+            <attention::AttentionRoot/>
             <main>
                 <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
                     <Route path=StaticSegment("") view=|| SyncHydrate(view! { <pages::list::ListPage/> })/>

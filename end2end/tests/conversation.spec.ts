@@ -58,7 +58,11 @@ test.describe("conversation", () => {
     await expect(card.getByTestId("status")).toHaveText("completed");
     await expect(card.getByTestId("exit-code")).toHaveText("exit 0");
     expect(await outputLines(card)).toEqual(["line-1", "line-2", "line-3", "line-4", "line-5"]);
-    await expect(page.getByTestId("agent-message").last()).toHaveText("Command completed.");
+    // Less noise: the card says it completed; no closing line repeats it, and the
+    // command shows once (the card is the user's message).
+    await expect(page.getByTestId("agent-message")).toHaveCount(0);
+    await expect(page.getByTestId("user-message")).toHaveCount(1);
+    await expect(page.locator(".msg.user")).toHaveCount(0);
   });
 
   test("cancel from the card stops the command and its processes", async ({ page, request }) => {
@@ -123,9 +127,9 @@ test.describe("conversation", () => {
     await page.getByTestId("find-toggle").click();
     await expect(page.getByTestId("find-input")).toBeFocused();
     await page.getByTestId("find-input").fill(word);
-    // Two user messages (their text has the word) and two cards.
-    await expect(page.getByTestId("find-count")).toHaveText("1 of 4");
-    await expect(page.locator(".item.hit")).toHaveCount(4);
+    // Two cards (each one is also its user message, shown once).
+    await expect(page.getByTestId("find-count")).toHaveText("1 of 2");
+    await expect(page.locator(".item.hit")).toHaveCount(2);
     await expect(page.locator(".item.hit").filter({ has: page.getByTestId("tool-card") })).toHaveCount(2);
     // The matching output lines are marked too.
     await expect(page.locator(".term .ln.hit")).toHaveText([`${word}-a`, `${word}-b`]);
@@ -134,17 +138,17 @@ test.describe("conversation", () => {
     await expect(current).toHaveCount(1);
     await expect(current).toHaveAttribute("data-idx", await page.locator(".item.hit").first().getAttribute("data-idx") ?? "");
     await page.getByTestId("find-next").click();
-    await expect(page.getByTestId("find-count")).toHaveText("2 of 4");
+    await expect(page.getByTestId("find-count")).toHaveText("2 of 2");
     await expect(current).toHaveCount(1);
     await expect(current).toHaveAttribute("data-idx", await page.locator(".item.hit").nth(1).getAttribute("data-idx") ?? "");
     await expect(current).toBeInViewport();
     await page.getByTestId("find-next").click();
-    await expect(page.getByTestId("find-count")).toHaveText("3 of 4");
+    await expect(page.getByTestId("find-count")).toHaveText("1 of 2");
     await screenshot(page, "find");
     await page.getByTestId("find-prev").click();
-    await expect(page.getByTestId("find-count")).toHaveText("2 of 4");
+    await expect(page.getByTestId("find-count")).toHaveText("2 of 2");
     await page.getByTestId("find-input").press("Enter");
-    await expect(page.getByTestId("find-count")).toHaveText("3 of 4");
+    await expect(page.getByTestId("find-count")).toHaveText("1 of 2");
 
     await page.getByTestId("find-input").fill("no-such-text-anywhere");
     await expect(page.getByTestId("find-count")).toHaveText("no matches");

@@ -14,6 +14,9 @@ pub const LINE_HEIGHT_PX: f64 = 18.0;
 const VIEWPORT_PX: f64 = 432.0;
 /// Extra rows rendered above and below the visible ones.
 const OVERSCAN: usize = 20;
+/// Wrapped rows have no fixed height, so they are not virtualised: beyond this many
+/// lines wrapping is not offered.
+pub const WRAP_MAX_LINES: usize = 10_000;
 
 fn contains_ci(haystack: &str, needle_lower: &str) -> bool {
     !needle_lower.is_empty() && haystack.to_lowercase().contains(needle_lower)
@@ -59,9 +62,63 @@ pub fn CollapsedOutput(card: ToolCard, query: Signal<String>) -> impl IntoView {
     }
 }
 
-/// All rows, virtualised.
+/// All rows: virtualised, or every row wrapped when the reader asks for that (and
+/// the output is small enough to lay out whole).
 #[component]
 pub fn ExpandedOutput(card: ToolCard, query: Signal<String>) -> impl IntoView {
+    // Read in the browser only: the expanded view is never rendered on the server.
+    let wrap = RwSignal::new(crate::prefs::get_bool(crate::prefs::WRAP));
+    let too_long = move || {
+        card.version.track();
+        card.term.with_value(|t| t.line_count()) > WRAP_MAX_LINES
+    };
+    let toggle = move |_| {
+        let on = !wrap.get_untracked();
+        wrap.set(on);
+        crate::prefs::set_bool(crate::prefs::WRAP, on);
+    };
+    view! {
+        <div class="term-tools">
+            <button type="button" class="btn small" data-testid="wrap-toggle"
+                aria-pressed=move || (wrap.get() && !too_long()).to_string()
+                disabled=too_long
+                title=move || if too_long() { "Too many lines to wrap" } else { "Wrap long lines" }
+                on:click=toggle>"Wrap lines"</button>
+        </div>
+        {move || if wrap.get() && !too_long() {
+            leptos::either::Either::Left(view! { <WrappedOutput card query/> })
+        } else {
+            leptos::either::Either::Right(view! { <VirtualOutput card query/> })
+        }}
+    }
+}
+
+/// Every row, wrapped at the card's width.
+#[component]
+fn WrappedOutput(card: ToolCard, query: Signal<String>) -> impl IntoView {
+    let viewport: NodeRef<leptos::html::Div> = NodeRef::new();
+    // Start at the end, like the virtual view.
+    Effect::new(move |_| {
+        card.version.track();
+        if let Some(el) = viewport.get() {
+            el.set_scroll_top(el.scroll_height());
+        }
+    });
+    view! {
+        <div class="term expanded wrap" data-testid="output" node_ref=viewport
+            style:max-height=format!("{VIEWPORT_PX}px") tabindex="0">
+            {move || {
+                card.version.track();
+                let q = query.get().to_lowercase();
+                card.term.with_value(|t| t.lines().iter().map(|l| line_view(l, &q)).collect_view())
+            }}
+        </div>
+    }
+}
+
+/// All rows, virtualised.
+#[component]
+fn VirtualOutput(card: ToolCard, query: Signal<String>) -> impl IntoView {
     let scroll_top = RwSignal::new(f64::MAX);
     let viewport: NodeRef<leptos::html::Div> = NodeRef::new();
     let total = Memo::new(move |_| {

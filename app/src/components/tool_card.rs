@@ -6,6 +6,7 @@ use leptos::prelude::*;
 
 use crate::client::http::post_json;
 use crate::client::parse_time_ms;
+use crate::components::key_bar::KeyBar;
 use crate::components::terminal::{COLLAPSED_LINES, CollapsedOutput, ExpandedOutput};
 use crate::progress::detect_progress;
 use crate::protocol::{CancelRequest, InputRequest, ToolStatus};
@@ -104,6 +105,8 @@ pub fn ToolCardView(
         }
     };
     let send_input_key = send_input.clone();
+    let key_base = StoredValue::new(base.clone());
+    let key_id = StoredValue::new(id.clone());
 
     view! {
         <article
@@ -114,7 +117,10 @@ pub fn ToolCardView(
             data-status=move || card.status.get().map_or("running", ToolStatus::as_str)
         >
             <header class="card-head">
-                <code class="command" data-testid="command">{move || card.command.get()}</code>
+                // A shell card is the user's message too: it carries that role here.
+                <span class="prompt" data-testid=move || card.prompt.with(|p| p.as_ref().map(|_| "user-message"))>
+                    <code class="command" data-testid="command">{move || card.command.get()}</code>
+                </span>
                 <span class=move || format!("badge badge-{}", status_text().replace('…', "")) data-testid="status">
                     {status_text}
                 </span>
@@ -179,6 +185,7 @@ pub fn ToolCardView(
                             }
                         />
                     </form>
+                    <KeyBar base=key_base.get_value() tool_call_id=key_id.get_value() error/>
                 }
             })}
             {move || error.get().map(|e| view! { <p class="error-text" role="alert">{e}</p> })}

@@ -1,16 +1,17 @@
-//! `/`: every conversation, live over one `/api/events` stream, and a form to start one.
-
-use std::rc::Rc;
+//! `/`: every conversation as an inbox, live over the app's one `/api/events`
+//! stream, and a form to start one.
 
 use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
 use crate::client::http::{get_json, post_json};
-use crate::client::stream::{self, Conn, StreamSpec};
+use crate::attention::use_attention;
 use crate::components::indicator::ConnectionIndicator;
+use crate::components::notify_toggle::NotifyToggle;
 use crate::data::load_list;
-use crate::protocol::{AgentInfo, ConversationSummary, CreateConversation, RunStatus, event};
+use crate::pages::inbox::Inbox;
+use crate::protocol::{AgentInfo, ConversationSummary, CreateConversation};
 
 #[component]
 pub fn ListPage() -> impl IntoView {
@@ -25,102 +26,20 @@ pub fn ListPage() -> impl IntoView {
     }
 }
 
-fn sort(list: &mut [ConversationSummary]) {
-    list.sort_by(|a, b| {
-        b.updated_at
-            .cmp(&a.updated_at)
-            .then_with(|| a.id.cmp(&b.id))
-    });
-}
-
 #[component]
 fn ConversationList(initial: Vec<ConversationSummary>) -> impl IntoView {
-    let conversations = RwSignal::new(initial);
-    let status = RwSignal::new(Conn::Connecting);
-    let reconnects = RwSignal::new(0u32);
-    let now = RwSignal::new(0.0);
-    let settings = crate::settings();
-
-    Effect::new(move |_| {
-        stream::open_scoped(StreamSpec {
-            url: Rc::new(|| "/api/events".to_string()),
-            events: &[event::CONVERSATION, event::HEARTBEAT],
-            on_event: Rc::new(move |name, data| {
-                if name != event::CONVERSATION {
-                    return;
-                }
-                if let Ok(summary) = serde_json::from_str::<ConversationSummary>(&data) {
-                    conversations.update(|list| {
-                        match list.iter_mut().find(|c| c.id == summary.id) {
-                            Some(existing) => *existing = summary,
-                            None => list.push(summary),
-                        }
-                        sort(list);
-                    });
-                }
-            }),
-            probe_url: None,
-            settings,
-            status,
-            reconnects,
-        });
-        crate::tick(now);
-    });
-
+    let a = use_attention();
+    a.seed(initial);
     view! {
         <div class="page list-page">
             <header class="topbar">
                 <h1 class="brand">"Tether"</h1>
-                <ConnectionIndicator status now reconnects/>
+                <NotifyToggle/>
+                <ConnectionIndicator status=a.status now=a.now reconnects=a.reconnects/>
             </header>
             <NewConversation/>
-            <section aria-labelledby="conversations-heading">
-                <h2 id="conversations-heading">"Conversations"</h2>
-                <Show
-                    when=move || !conversations.with(Vec::is_empty)
-                    fallback=|| view! { <p class="muted">"No conversations yet. Start one above."</p> }
-                >
-                    <ul class="conversations" data-testid="conversation-list">
-                        <For
-                            each=move || conversations.get()
-                            key=|c| (c.id.clone(), c.updated_at.clone(), c.status, c.message_count, c.last_error, c.title.clone(), c.pending_permissions)
-                            children=move |c| view! { <ConversationRow summary=c/> }
-                        />
-                    </ul>
-                </Show>
-            </section>
+            <Inbox/>
         </div>
-    }
-}
-
-#[component]
-fn ConversationRow(summary: ConversationSummary) -> impl IntoView {
-    let (dot, label) = match (summary.status, summary.last_error) {
-        (RunStatus::Running, _) => ("running", "running"),
-        (RunStatus::Idle, true) => ("error", "last command failed"),
-        (RunStatus::Idle, false) => ("idle", "idle"),
-    };
-    let title = if summary.title.is_empty() {
-        "Untitled".to_string()
-    } else {
-        summary.title.clone()
-    };
-    view! {
-        <li class="conversation" data-testid="conversation-row" data-id=summary.id.clone() data-status=dot>
-            <span class=format!("status-dot {dot}") title=label aria-label=label></span>
-            <a class="title" href=format!("/c/{}", summary.id)>{title}</a>
-            <span class="cwd" title=summary.cwd.clone()>{summary.cwd.clone()}</span>
-            <span class="agent">
-                <span class="muted" data-testid="row-agent">{summary.agent.clone()}</span>
-                {(summary.pending_permissions > 0).then(|| view! {
-                    " " <span class="needs-approval" data-testid="row-approvals">
-                        {summary.pending_permissions} " awaiting approval"
-                    </span>
-                })}
-            </span>
-            <span class="muted count">{summary.message_count} " messages"</span>
-            <time class="muted" datetime=summary.updated_at.clone()>{short_time(&summary.updated_at)}</time>
-        </li>
     }
 }
 

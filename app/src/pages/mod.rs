@@ -1,4 +1,5 @@
 //! One module per page.
 
 pub mod conversation;
+pub mod inbox;
 pub mod list;

@@ -28,6 +28,9 @@ pub struct ToolCard {
     pub elapsed: RwSignal<Option<u64>>,
     /// Set the moment someone presses Cancel, before the server confirms.
     pub stopping: RwSignal<bool>,
+    /// When this card stands for the user's message (a shell command, whose text is
+    /// the message itself): the time it was sent. Its bubble is then not shown.
+    pub prompt: RwSignal<Option<String>>,
 }
 
 impl ToolCard {
@@ -43,6 +46,7 @@ impl ToolCard {
             started: StoredValue::new(started.to_string()),
             elapsed: RwSignal::new(None),
             stopping: RwSignal::new(false),
+            prompt: RwSignal::new(None),
         }
     }
 
@@ -87,6 +91,8 @@ pub enum Item {
         idx: u64,
         text: String,
         time: String,
+        /// Set once the shell card running this message shows it instead.
+        folded: RwSignal<bool>,
     },
     Agent {
         idx: u64,
@@ -158,6 +164,8 @@ impl Item {
     /// Plain text to search in.
     pub fn search_text(&self) -> String {
         match self {
+            // Its card carries the same text; one hit, not two.
+            Item::User { folded, .. } if folded.get_untracked() => String::new(),
             Item::User { text, .. }
             | Item::Agent { text, .. }
             | Item::Notice { text, .. }

@@ -2,7 +2,7 @@
 //! order (duplicates ignored, gaps held back until filled) and folded into
 //! reactive pieces, so one new output chunk touches one card, not the timeline.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use leptos::prelude::*;
 
@@ -39,6 +39,9 @@ pub struct Timeline {
     open: StoredValue<Option<(MessageType, RwSignal<String>)>>,
     /// The running turn's plan, which a new `plan` message replaces.
     plan: StoredValue<Option<RwSignal<Vec<PlanEntry>>>>,
+    /// Shell conversations' user messages whose command has no card yet, oldest
+    /// first: text and fold flag.
+    unrun: StoredValue<VecDeque<(String, RwSignal<bool>, String)>>,
     /// Approval cards' answers by request id.
     permissions: StoredValue<HashMap<String, RwSignal<Option<PermissionAnswer>>>>,
     pub state: RwSignal<Option<ConversationState>>,
@@ -60,6 +63,7 @@ impl Timeline {
             open: StoredValue::new(None),
             plan: StoredValue::new(None),
             permissions: StoredValue::new(HashMap::new()),
+            unrun: StoredValue::new(VecDeque::new()),
             state: RwSignal::new(None),
             applied: RwSignal::new(0),
             usage_total: RwSignal::new(None),
@@ -136,11 +140,20 @@ impl Timeline {
         let open = self.open.get_value();
         self.open.set_value(None);
         match m.kind {
-            MessageType::User => self.add(Item::User {
-                idx: m.idx,
-                text: m.content,
-                time: m.timestamp,
-            }),
+            MessageType::User => {
+                let folded = RwSignal::new(false);
+                if !self.agent_conversation() {
+                    self.unrun.update_value(|u| {
+                        u.push_back((m.content.clone(), folded, m.timestamp.clone()))
+                    });
+                }
+                self.add(Item::User {
+                    idx: m.idx,
+                    text: m.content,
+                    time: m.timestamp,
+                    folded,
+                })
+            }
             MessageType::Agent => self.apply_agent(m),
             MessageType::ToolOutput => {
                 let id = m.tool_call_id.unwrap_or_default();
@@ -155,6 +168,8 @@ impl Timeline {
             }),
             MessageType::Restart => {
                 self.plan.set_value(None);
+                // Messages queued before a restart never run.
+                self.unrun.update_value(VecDeque::clear);
                 self.add(Item::Restart {
                     idx: m.idx,
                     text: m.content,
@@ -181,7 +196,14 @@ impl Timeline {
         if m.end_of_turn {
             self.plan.set_value(None);
         }
-        if !m.content.is_empty() || m.tool_calls.is_empty() {
+        // A closing message with nothing to say (the shell agent's, after a command
+        // whose card already tells how it ended) adds no row. Logs written before it
+        // said nothing still say "Command completed." after a finished card.
+        let silent = m.end_of_turn
+            && usage.is_none()
+            && (m.content.is_empty()
+                || (m.content == "Command completed." && self.last_is_finished_card()));
+        if !silent && (!m.content.is_empty() || m.tool_calls.is_empty()) {
             self.add(Item::Agent {
                 idx: m.idx,
                 text: m.content,
@@ -231,11 +253,32 @@ impl Timeline {
                     (card, true)
                 }
             };
-            card.command.set(command);
             if fresh {
+                self.fold_user(card, &command);
                 self.add(Item::Tool { idx: m.idx, card });
             }
+            card.command.set(command);
         }
+    }
+
+    /// The shell runs its messages in order, and each one's command is its text: the
+    /// oldest waiting message with this text is the one this card runs (those before
+    /// it were dropped by a stop). Its bubble folds into the card.
+    fn fold_user(&self, card: ToolCard, command: &str) {
+        let found = self.unrun.try_update_value(|u| {
+            let at = u.iter().position(|(text, ..)| text == command)?;
+            u.drain(..=at).next_back()
+        });
+        if let Some(Some((_, folded, time))) = found {
+            folded.set(true);
+            card.prompt.set(Some(time));
+        }
+    }
+
+    fn last_is_finished_card(&self) -> bool {
+        self.items.with_untracked(|items| {
+            matches!(items.last(), Some(Item::Tool { card, .. }) if card.status.get_untracked().is_some())
+        })
     }
 
     fn apply_result(&self, m: Message) {

@@ -41,11 +41,22 @@ impl Instance for ShellAgent {
         }];
         turn.append(call).await?;
         let outcome = turn.run_tool(&tool_call_id, &tool).await?;
-        Ok(TurnEnd::text(match outcome.status {
-            ToolStatus::Completed => "Command completed.".to_string(),
-            ToolStatus::Error => format!("Command failed: {}.", outcome.summary),
-            ToolStatus::Cancelled => "Command cancelled.".to_string(),
-            ToolStatus::Interrupted => "Command interrupted.".to_string(),
-        }))
+        Ok(TurnEnd::text(closing_text(outcome.status, &outcome.summary)))
+    }
+}
+
+/// The turn's closing line, only when it says something the call's own result does
+/// not: its status and exit code already show a finished or failed command, so
+/// repeating them is noise in the timeline. A command that never started, one that
+/// was stopped, and one cut short by the server keep their words.
+fn closing_text(status: ToolStatus, summary: &str) -> String {
+    match status {
+        ToolStatus::Completed => String::new(),
+        ToolStatus::Error if summary.starts_with("could not start") => {
+            format!("Command failed: {summary}.")
+        }
+        ToolStatus::Error => String::new(),
+        ToolStatus::Cancelled => "Command cancelled.".to_string(),
+        ToolStatus::Interrupted => "Command interrupted.".to_string(),
     }
 }

@@ -7,6 +7,7 @@ use super::choices::ChoicePicker;
 use super::silence::Silence;
 use crate::client::stream::Conn;
 use crate::components::indicator::ConnectionIndicator;
+use crate::components::notify_toggle::NotifyToggle;
 use crate::protocol::{ConversationState, RunStatus};
 use crate::usage::Usage;
 
@@ -78,6 +79,7 @@ pub(super) fn Header(
                 </span>
             })}
             <nav class="actions" aria-label="Conversation actions">
+                <NotifyToggle/>
                 <button class="btn" data-testid="find-toggle" on:click=move |_| find_open.update(|o| *o = !*o)>"Find"</button>
                 {(!read_only).then(|| view! {
                     <button class="btn" data-testid="restart-open" on:click=move |_| restart_open.set(true)>"Restart…"</button>

@@ -21,14 +21,24 @@ pub(super) fn ItemView(
     outstanding: Memo<Vec<String>>,
 ) -> impl IntoView {
     let idx = item.idx();
+    let folded = match &item {
+        Item::User { folded, .. } => Some(*folded),
+        _ => None,
+    };
+    let folded = move || folded.is_some_and(|f| f.get());
     // `erase`, not `into_any()`: the latter keeps the async hydration of each kind of
     // row in the bundle, used or not.
     let body = match item {
-        Item::User { text, time, .. } => erase(view! {
-            <div class="msg user" data-testid="user-message">
-                <pre class="text">{text}</pre>
-                <time class="muted" datetime=time.clone()>{crate::pages::list::short_time(&time)}</time>
-            </div>
+        // Not shown once its shell card shows the command (and the time) instead.
+        Item::User {
+            text, time, folded, ..
+        } => erase(view! {
+            <Show when=move || !folded.get()>
+                <div class="msg user" data-testid="user-message">
+                    <pre class="text">{text.clone()}</pre>
+                    <time class="muted" datetime=time.clone()>{crate::pages::list::short_time(&time)}</time>
+                </div>
+            </Show>
         }),
         Item::Agent {
             text,
@@ -70,5 +80,5 @@ pub(super) fn ItemView(
             <div class="msg restart" data-testid="restart-marker"><span>{text}</span></div>
         }),
     };
-    view! { <div class="item" class:hit=move || hit.get() id=format!("m{idx}") data-idx=idx>{body}</div> }
+    view! { <div class="item" class:hit=move || hit.get() class:folded=folded id=format!("m{idx}") data-idx=idx>{body}</div> }
 }

@@ -104,6 +104,15 @@ fn ConversationView(snapshot: Snapshot) -> impl IntoView {
         });
     }
 
+    // While shown, this conversation is what the reader looks at: its activity is
+    // seen, its own notifications are not needed, and the tab carries its title.
+    let attention = crate::attention::use_attention();
+    attention.view_conversation(id.clone());
+    Effect::new(move |_| {
+        let title = timeline.state.with(|s| s.as_ref().map(|s| s.title.clone()).unwrap_or_default());
+        attention.page_title.set(if title.is_empty() { "Tether".into() } else { title });
+    });
+
     let state = move || timeline.state.get().unwrap_or_default();
     let running = move || state().status == RunStatus::Running;
     // Rows matching the find query, in order; shared by the find bar and the timeline.
