@@ -51,8 +51,10 @@ pub fn track_visibility(visible: RwSignal<bool>) {
             return;
         };
         let listener = Closure::<dyn FnMut()>::new(read);
-        let _ = document
-            .add_event_listener_with_callback("visibilitychange", listener.as_ref().unchecked_ref());
+        let _ = document.add_event_listener_with_callback(
+            "visibilitychange",
+            listener.as_ref().unchecked_ref(),
+        );
         let held = send_wrapper::SendWrapper::new((document, listener));
         on_cleanup(move || {
             let (document, listener) = &*held;
@@ -125,7 +127,11 @@ pub fn notify(s: &ConversationSummary, alert: Alert, open: impl Fn() + 'static) 
         options.set_body(alert.text());
         options.set_tag(&s.id);
         options.set_icon("/icon-192.png");
-        let title = if s.title.is_empty() { "Tether" } else { s.title.as_str() };
+        let title = if s.title.is_empty() {
+            "Tether"
+        } else {
+            s.title.as_str()
+        };
         let Ok(notification) = web_sys::Notification::new_with_options(title, &options) else {
             return;
         };
@@ -174,7 +180,11 @@ pub fn set_badge(count: usize) {
 /// `public/favicon.svg` with a badge in its corner.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 pub fn badged_icon(count: usize) -> String {
-    let label = if count > 9 { "9+".to_string() } else { count.to_string() };
+    let label = if count > 9 {
+        "9+".to_string()
+    } else {
+        count.to_string()
+    };
     let icon = include_str!("../../../public/favicon.svg").trim();
     let badge = format!(
         r##"<circle cx="23" cy="9" r="9" fill="#d93025"/><text x="23" y="13" font-size="12" font-family="sans-serif" font-weight="700" fill="#fff" text-anchor="middle">{label}</text></svg>"##

@@ -5,8 +5,8 @@ use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
-use crate::client::http::{get_json, post_json};
 use crate::attention::use_attention;
+use crate::client::http::{get_json, post_json};
 use crate::components::indicator::ConnectionIndicator;
 use crate::components::notify_toggle::NotifyToggle;
 use crate::data::load_list;

@@ -41,7 +41,10 @@ impl Instance for ShellAgent {
         }];
         turn.append(call).await?;
         let outcome = turn.run_tool(&tool_call_id, &tool).await?;
-        Ok(TurnEnd::text(closing_text(outcome.status, &outcome.summary)))
+        Ok(TurnEnd::text(closing_text(
+            outcome.status,
+            &outcome.summary,
+        )))
     }
 }
 

@@ -109,8 +109,14 @@ fn ConversationView(snapshot: Snapshot) -> impl IntoView {
     let attention = crate::attention::use_attention();
     attention.view_conversation(id.clone());
     Effect::new(move |_| {
-        let title = timeline.state.with(|s| s.as_ref().map(|s| s.title.clone()).unwrap_or_default());
-        attention.page_title.set(if title.is_empty() { "Tether".into() } else { title });
+        let title = timeline
+            .state
+            .with(|s| s.as_ref().map(|s| s.title.clone()).unwrap_or_default());
+        attention.page_title.set(if title.is_empty() {
+            "Tether".into()
+        } else {
+            title
+        });
     });
 
     let state = move || timeline.state.get().unwrap_or_default();

@@ -27,7 +27,8 @@ pub fn Inbox() -> impl IntoView {
     let filter_box: NodeRef<leptos::html::Input> = NodeRef::new();
     let groups = Memo::new(move |_| {
         let f = filter.get();
-        let mut out: Vec<(Group, Vec<Entry>)> = Group::ALL.iter().map(|g| (*g, Vec::new())).collect();
+        let mut out: Vec<(Group, Vec<Entry>)> =
+            Group::ALL.iter().map(|g| (*g, Vec::new())).collect();
         a.summaries.with(|list| {
             for s in list.iter().filter(|s| matches(s, &f)) {
                 let unread = a.unread(s);
@@ -57,7 +58,8 @@ pub fn Inbox() -> impl IntoView {
         if order.is_empty() {
             return;
         }
-        let at = selected.with_untracked(|s| s.as_ref().and_then(|id| order.iter().position(|o| o == id)));
+        let at = selected
+            .with_untracked(|s| s.as_ref().and_then(|id| order.iter().position(|o| o == id)));
         let next = match (at, forward) {
             (None, _) => 0,
             (Some(i), true) => (i + 1).min(order.len() - 1),
@@ -174,8 +176,16 @@ pub fn Inbox() -> impl IntoView {
 /// A row is drawn again when anything it shows changed.
 fn row_key(e: &Entry) -> (String, String, bool, u64, bool, String, u64, bool) {
     let s = &e.summary;
-    (s.id.clone(), s.updated_at.clone(), s.status == crate::protocol::RunStatus::Running,
-        s.message_count, s.last_error, s.title.clone(), s.pending_permissions, e.unread)
+    (
+        s.id.clone(),
+        s.updated_at.clone(),
+        s.status == crate::protocol::RunStatus::Running,
+        s.message_count,
+        s.last_error,
+        s.title.clone(),
+        s.pending_permissions,
+        e.unread,
+    )
 }
 
 /// Whether a key press is meant for a text field, not for the list.
