@@ -176,6 +176,19 @@ async fn agents_left_behind_by_a_killed_tether_are_ended_on_its_next_start() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The process is visible a moment before Tether lists it: wait for the list.
+    let listed = server.data_dir().join("agents.pids");
+    while std::fs::read_to_string(&listed)
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent was never listed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     server.kill9();
     assert_eq!(agents(), 1, "the agent outlived Tether");
     server.restart();
