@@ -7,9 +7,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 mod agent;
+mod changes;
 mod share;
 
 pub use agent::*;
+pub use changes::*;
 pub use share::*;
 
 /// SSE event names.
@@ -50,6 +52,8 @@ pub enum MessageType {
     /// Something worth knowing that is neither chat nor an error (e.g. the agent's
     /// memory was reset).
     Notice,
+    /// What a turn (or a revert) changed in the conversation's git work tree.
+    Changes,
 }
 
 impl MessageType {
@@ -68,6 +72,7 @@ impl MessageType {
             MessageType::Permission => "permission",
             MessageType::PermissionAnswer => "permission_answer",
             MessageType::Notice => "notice",
+            MessageType::Changes => "changes",
         }
     }
 }
@@ -162,6 +167,9 @@ pub struct Message {
     /// On `permission_answer` messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permission_answer: Option<PermissionAnswer>,
+    /// On `changes` messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
 }
 
 impl Message {
@@ -192,6 +200,7 @@ impl Message {
             plan: None,
             permission: None,
             permission_answer: None,
+            changes: None,
         }
     }
 }

@@ -184,6 +184,8 @@ impl Timeline {
                 idx: m.idx,
                 text: m.content,
             }),
+            // Rendered by the review panel (issue 14, in progress).
+            MessageType::Changes => {}
         }
     }
 

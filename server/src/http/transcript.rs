@@ -149,6 +149,30 @@ pub async fn text(conversation: &Conversation) -> Result<String, AppError> {
                 writeln!(out, "[{}] answered: {outcome}", m.timestamp)
             }
             MessageType::Notice => writeln!(out, "[{}] note: {}", m.timestamp, m.content),
+            MessageType::Changes => {
+                let Some(changes) = m.changes else {
+                    return Ok(());
+                };
+                let what = match changes.revert_of {
+                    Some(turn) => format!("reverted the changes of #{turn}"),
+                    None => "changed".to_string(),
+                };
+                let _ = writeln!(
+                    out,
+                    "[{}] {what} {} file(s), +{} -{}:",
+                    m.timestamp,
+                    changes.files.len(),
+                    changes.added,
+                    changes.removed
+                );
+                for file in &changes.files {
+                    let _ = match &file.old_path {
+                        Some(old) => writeln!(out, "  {old} -> {}", file.path),
+                        None => writeln!(out, "  {}", file.path),
+                    };
+                }
+                Ok(())
+            }
         };
         Ok(())
     })
