@@ -17,6 +17,7 @@ pub mod pages;
 pub mod prefs;
 pub mod progress;
 pub mod protocol;
+pub mod review;
 pub mod sync_view;
 pub mod timeline;
 pub mod usage;
