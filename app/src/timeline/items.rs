@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::CARD_MAX_LINES;
 use crate::ansi::Terminal;
 use crate::protocol::{
-    PermissionAnswer, PermissionRequest, PlanEntry, ToolContent, ToolProgress, ToolStatus,
+    Changes, PermissionAnswer, PermissionRequest, PlanEntry, ToolContent, ToolProgress, ToolStatus,
 };
 use crate::usage::Usage;
 
@@ -142,6 +142,14 @@ pub enum Item {
         idx: u64,
         text: String,
     },
+    /// What a turn (or a revert) changed in the work tree; opens the review panel.
+    Changes {
+        idx: u64,
+        changes: Changes,
+        /// Set to the index of the revert's `changes` message once this turn is
+        /// reverted.
+        reverted_by: RwSignal<Option<u64>>,
+    },
 }
 
 impl Item {
@@ -157,7 +165,8 @@ impl Item {
             | Item::Approval { idx, .. }
             | Item::Notice { idx, .. }
             | Item::Error { idx, .. }
-            | Item::Restart { idx, .. } => *idx,
+            | Item::Restart { idx, .. }
+            | Item::Changes { idx, .. } => *idx,
         }
     }
 
@@ -200,6 +209,14 @@ impl Item {
                     .join("\n")
             }),
             Item::Approval { request, .. } => request.title.clone(),
+            Item::Changes { changes, .. } => {
+                let mut text = crate::review::summary(changes);
+                for f in &changes.files {
+                    text.push('\n');
+                    text.push_str(&crate::review::display_path(f));
+                }
+                text
+            }
         }
     }
 }

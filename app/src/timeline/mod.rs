@@ -44,6 +44,9 @@ pub struct Timeline {
     unrun: StoredValue<VecDeque<(String, RwSignal<bool>, String)>>,
     /// Approval cards' answers by request id.
     permissions: StoredValue<HashMap<String, RwSignal<Option<PermissionAnswer>>>>,
+    /// The "reverted by" mark of each `changes` row, by its message index, for a
+    /// later revert to set.
+    reverts: StoredValue<HashMap<u64, RwSignal<Option<u64>>>>,
     pub state: RwSignal<Option<ConversationState>>,
     /// Messages applied so far (for the "new messages" counter).
     pub applied: RwSignal<u64>,
@@ -63,6 +66,7 @@ impl Timeline {
             open: StoredValue::new(None),
             plan: StoredValue::new(None),
             permissions: StoredValue::new(HashMap::new()),
+            reverts: StoredValue::new(HashMap::new()),
             unrun: StoredValue::new(VecDeque::new()),
             state: RwSignal::new(None),
             applied: RwSignal::new(0),
@@ -184,9 +188,26 @@ impl Timeline {
                 idx: m.idx,
                 text: m.content,
             }),
-            // Rendered by the review panel (issue 14, in progress).
-            MessageType::Changes => {}
+            MessageType::Changes => self.apply_changes(m),
         }
+    }
+
+    fn apply_changes(&self, m: Message) {
+        let Some(changes) = m.changes else { return };
+        if let Some(of) = changes.revert_of
+            && let Some(mark) = self.reverts.with_value(|r| r.get(&of).copied())
+        {
+            mark.set(Some(m.idx));
+        }
+        let reverted_by = RwSignal::new(None);
+        self.reverts.update_value(|r| {
+            r.insert(m.idx, reverted_by);
+        });
+        self.add(Item::Changes {
+            idx: m.idx,
+            changes,
+            reverted_by,
+        });
     }
 
     fn apply_agent(&self, m: Message) {

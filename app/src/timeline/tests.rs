@@ -231,3 +231,57 @@ fn shell_conversations_keep_shell_cards() {
         assert!(matches!(&t.items.get_untracked()[..], [Item::Tool { .. }]));
     });
 }
+
+fn changes(idx: u64, revert_of: Option<u64>) -> Message {
+    let mut m = message(idx, MessageType::Changes, "", None);
+    m.changes = Some(crate::protocol::Changes {
+        root: "/repo".into(),
+        before: "b".into(),
+        after: "a".into(),
+        files: vec![crate::protocol::FileChange {
+            path: "src/lib.rs".into(),
+            old_path: None,
+            status: crate::protocol::FileStatus::Modified,
+            added: 2,
+            removed: 1,
+            binary: false,
+        }],
+        added: 2,
+        removed: 1,
+        revert_of,
+    });
+    m
+}
+
+#[test]
+fn changes_become_a_row_and_a_revert_marks_the_turn_it_reverts() {
+    let owner = Owner::new();
+    owner.with(|| {
+        let t = Timeline::new(0);
+        t.push(message(
+            0,
+            MessageType::User,
+            "sed -i s/a/b/ src/lib.rs",
+            None,
+        ));
+        t.push(changes(1, None));
+        // A `changes` message without its payload (an older server) adds nothing.
+        t.push(message(2, MessageType::Changes, "", None));
+        t.push(changes(3, Some(1)));
+        let items = t.items.get_untracked();
+        assert_eq!(items.len(), 3);
+        let Item::Changes {
+            idx, reverted_by, ..
+        } = &items[1]
+        else {
+            panic!("expected a changes row");
+        };
+        assert_eq!((*idx, reverted_by.get_untracked()), (1, Some(3)));
+        let Item::Changes { reverted_by, .. } = &items[2] else {
+            panic!("expected the revert's row");
+        };
+        assert_eq!(reverted_by.get_untracked(), None);
+        assert!(items[1].search_text().contains("src/lib.rs"));
+        assert!(items[2].search_text().starts_with("Reverted #1: 1 file"));
+    });
+}

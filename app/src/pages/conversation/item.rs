@@ -1,8 +1,11 @@
 //! One row of the timeline: a message, a tool call, an agent's reply, thought,
-//! plan or approval request, a notice, an error or a restart marker.
+//! plan or approval request, a notice, an error, a restart marker, or what a turn
+//! changed.
 
 use leptos::prelude::*;
 
+use super::changes_line::ChangesLine;
+use super::review_panel::ReviewTurn;
 use crate::components::agent_card::AgentCardView;
 use crate::components::approval::ApprovalCard;
 use crate::components::plan::PlanView;
@@ -19,6 +22,7 @@ pub(super) fn ItemView(
     query: Signal<String>,
     hit: Signal<bool>,
     outstanding: Memo<Vec<String>>,
+    review: RwSignal<Option<ReviewTurn>>,
 ) -> impl IntoView {
     let idx = item.idx();
     let folded = match &item {
@@ -79,6 +83,11 @@ pub(super) fn ItemView(
         Item::Restart { text, .. } => erase(view! {
             <div class="msg restart" data-testid="restart-marker"><span>{text}</span></div>
         }),
+        Item::Changes {
+            idx,
+            changes,
+            reverted_by,
+        } => erase(view! { <ChangesLine idx changes reverted_by review/> }),
     };
     view! { <div class="item" class:hit=move || hit.get() class:folded=folded id=format!("m{idx}") data-idx=idx>{body}</div> }
 }

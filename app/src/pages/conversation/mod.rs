@@ -9,16 +9,21 @@ use crate::client::frames::FrameQueue;
 use crate::client::http::get_json;
 use crate::client::stream::{self, Conn, StreamSpec};
 use crate::data::{Snapshot, conversation_base, load_snapshot};
-use crate::protocol::{Message, RunStatus, event};
+use crate::protocol::{Message, ReviewComment, RunStatus, event};
 use crate::sync_view::erase;
 use crate::timeline::{Item, Timeline};
 
+mod changes_line;
 mod chat_box;
 mod choices;
 mod find_bar;
 mod header;
 mod item;
 mod restart_dialog;
+mod revert_control;
+mod review_diff;
+mod review_draft;
+mod review_panel;
 mod share_dialog;
 mod silence;
 mod timeline_view;
@@ -27,6 +32,7 @@ use chat_box::ChatBox;
 use find_bar::FindBar;
 use header::Header;
 use restart_dialog::RestartDialog;
+use review_panel::{ReviewPanel, ReviewTurn};
 use share_dialog::ShareDialog;
 use timeline_view::TimelineView;
 
@@ -142,6 +148,11 @@ fn ConversationView(snapshot: Snapshot) -> impl IntoView {
     // Opened through a share link: watch only (the server refuses anything else).
     let read_only = crate::access().read_only;
     let share_base = base.clone();
+    // The turn the review panel shows, if open.
+    let review = RwSignal::new(None::<ReviewTurn>);
+    // Review comments not sent yet; kept while the panel is closed and reopened.
+    let draft = RwSignal::new(Vec::<ReviewComment>::new());
+    let review_base = base.clone();
 
     view! {
         // `read-only` also hides the buttons inside cards (approvals, Cancel) by CSS.
@@ -151,7 +162,7 @@ fn ConversationView(snapshot: Snapshot) -> impl IntoView {
             <Show when=move || find_open.get()>
                 <FindBar query matches=hits/>
             </Show>
-            <TimelineView timeline base=base.clone() now query=query.into() hits/>
+            <TimelineView timeline base=base.clone() now query=query.into() hits review/>
             {(!read_only).then(|| view! {
                 <ChatBox base=base.clone() status running=Signal::derive(running) queued=Signal::derive(move || state().queued_messages)
                     agent=Signal::derive(move || { let a = state().agent; !a.is_empty() && a != "shell" })/>
@@ -162,6 +173,9 @@ fn ConversationView(snapshot: Snapshot) -> impl IntoView {
             <Show when=move || share_open.get()>
                 <ShareDialog base=share_base.clone() open=share_open/>
             </Show>
+            {move || review.get().map(|turn| view! {
+                <ReviewPanel base=review_base.clone() turn open=review draft read_only/>
+            })}
         </div>
     }
 }

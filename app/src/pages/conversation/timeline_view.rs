@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 
 use super::item::ItemView;
+use super::review_panel::ReviewTurn;
 use crate::components::approval::ApprovalCard;
 use crate::timeline::{Item, Timeline};
 
@@ -17,6 +18,8 @@ pub(super) fn TimelineView(
     now: RwSignal<f64>,
     query: Signal<String>,
     hits: Memo<Vec<u64>>,
+    /// The turn the review panel shows; a changes line opens it.
+    review: RwSignal<Option<ReviewTurn>>,
 ) -> impl IntoView {
     let scroller: NodeRef<leptos::html::Div> = NodeRef::new();
     let pinned = RwSignal::new(true);
@@ -93,7 +96,7 @@ pub(super) fn TimelineView(
                 children=move |item| {
                     let idx = item.idx();
                     let hit = Signal::derive(move || hits.with(|h| h.contains(&idx)));
-                    view! { <ItemView item base=base.clone() now query hit outstanding/> }
+                    view! { <ItemView item base=base.clone() now query hit outstanding review/> }
                 }
             />
             <For
