@@ -76,7 +76,8 @@ pub(super) fn CommentBox(
 pub(super) fn DraftView(base: String, draft: RwSignal<Vec<ReviewComment>>) -> impl IntoView {
     let sending = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
-    let sent = RwSignal::new(false);
+    // Set once a review went out: whether it waits for the running turn to end.
+    let sent = RwSignal::new(None::<bool>);
     let send = move |_| {
         let comments = draft.get_untracked();
         if comments.is_empty() || sending.get_untracked() {
@@ -84,15 +85,15 @@ pub(super) fn DraftView(base: String, draft: RwSignal<Vec<ReviewComment>>) -> im
         }
         sending.set(true);
         error.set(None);
-        sent.set(false);
+        sent.set(None);
         let url = format!("{base}chat");
         let message = review_message(&comments);
         leptos::task::spawn_local(async move {
             match post_json::<_, ChatResponse>(&url, &ChatRequest { message }).await {
-                Ok(_) => {
+                Ok(response) => {
                     // Only what went out: a comment added while sending stays.
                     draft.update(|d| d.retain(|c| !comments.contains(c)));
-                    sent.set(true);
+                    sent.set(Some(response.queued));
                 }
                 // The draft stays, to send again.
                 Err(e) => error.set(Some(format!("Not sent: {e}"))),
@@ -127,11 +128,17 @@ pub(super) fn DraftView(base: String, draft: RwSignal<Vec<ReviewComment>>) -> im
                     }
                 }).collect_view()}
             </ul>
-            {move || (count() == 0 && !sent.get()).then(|| view! {
+            {move || (count() == 0 && sent.get().is_none()).then(|| view! {
                 <p class="muted hint">"Click a line of the diff to comment on it. Comments collect here and go to the conversation as one message."</p>
             })}
-            {move || sent.get().then(|| view! {
-                <p class="ok-text" role="status" data-testid="review-sent">"Review sent to the conversation."</p>
+            {move || sent.get().map(|queued| view! {
+                <p class="ok-text" role="status" data-testid="review-sent">
+                    {if queued {
+                        "Review queued: it goes to the conversation when the current turn ends."
+                    } else {
+                        "Review sent to the conversation."
+                    }}
+                </p>
             })}
             {move || error.get().map(|e| view! { <p class="error-text" role="alert" data-testid="review-send-error">{e}</p> })}
         </section>
