@@ -64,14 +64,19 @@ test.describe("see what changed", () => {
     await expect(panel.locator('[data-testid=diff-line].add[data-new="1"]', { hasText: "fresh" })).toBeVisible();
     await expect(panel.getByTestId("diff-hunk").first()).toContainText("@@ -1,3 +1,3 @@");
 
-    // Keys move between files.
+    // Keys move between files (the first one is current on opening).
+    await expect(files.nth(0)).toHaveAttribute("aria-current", "true");
     await panel.getByTestId("review-diff").focus();
     await page.keyboard.press("j");
-    await expect(files.nth(0)).toHaveAttribute("aria-current", "true");
-    await page.keyboard.press("j");
     await expect(files.nth(1)).toHaveAttribute("aria-current", "true");
+    await page.keyboard.press("n");
+    await expect(files.nth(2)).toHaveAttribute("aria-current", "true");
     await page.keyboard.press("k");
+    await expect(files.nth(1)).toHaveAttribute("aria-current", "true");
+    await files.nth(1).focus();
+    await page.keyboard.press("ArrowUp");
     await expect(files.nth(0)).toHaveAttribute("aria-current", "true");
+    await expect(files.nth(0)).toBeFocused();
     await screenshot(page, "review-panel");
 
     // A comment on the changed line, sent as the review.
