@@ -447,3 +447,31 @@ async fn bad_queries_and_a_revert_during_a_turn_change_nothing() {
         .wait_state(&id, "idle", |s| s.status == RunStatus::Idle)
         .await;
 }
+
+#[tokio::test]
+async fn an_agents_file_writes_are_in_its_turns_changes() {
+    let server = TestServer::with_fake_agent("");
+    let id = server.create_fake().await;
+    let dir = server.work_dir("work");
+    git(&dir, &["init", "-q"]);
+    git(&dir, &["commit", "-q", "--allow-empty", "-m", "start"]);
+    let before = server.messages(&id).await.len();
+    server
+        .chat(&id, "write notes/a.txt first\\nsecond\nsay done")
+        .await;
+    server
+        .wait_state(&id, "the turn's end", |s| {
+            s.status == RunStatus::Idle && s.message_count as usize > before + 1
+        })
+        .await;
+    let messages = server.messages(&id).await.split_off(before);
+    let (idx, changes) = changes_in(&messages).expect("a changes message");
+    assert_eq!(changes.files.len(), 1);
+    assert_eq!(changes.files[0].path, "notes/a.txt");
+    assert_eq!(changes.files[0].status, FileStatus::Added);
+    let full = diff(&server, &id, &format!("turn={idx}")).await;
+    assert_eq!(
+        full.files[0].patch,
+        "@@ -0,0 +1,2 @@\n+first\n+second\n\\ No newline at end of file\n"
+    );
+}
