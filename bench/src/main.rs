@@ -5,6 +5,7 @@
 //! correctness check, never a timing assertion).
 
 mod ceiling;
+mod changes;
 mod check;
 mod client;
 mod procs;
@@ -36,7 +37,7 @@ struct Cli {
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Only these workloads (repeatable): throughput, latency, fanout, idle, replay,
-    /// browser, bundle.
+    /// changes, browser, bundle.
     #[arg(long)]
     only: Vec<String>,
     /// Everything tiny, no ttyd, no browser; exits non-zero on wrong output.
@@ -509,6 +510,11 @@ async fn run(cli: Cli) -> Result<Report, String> {
         && let Err(e) = replay(&ctx, &mut rep).await
     {
         rep.problem(format!("replay: {e}"));
+    }
+    if wants("changes")
+        && let Err(e) = changes::changes(&ctx, &mut rep).await
+    {
+        rep.problem(format!("changes: {e}"));
     }
     if !ctx.smoke
         && wants("browser")

@@ -76,6 +76,12 @@ pub struct Config {
     #[arg(long = "agent", env = "TETHER_AGENTS", value_delimiter = ';')]
     pub agents: Vec<String>,
 
+    /// Most MiB of changed and untracked files a snapshot of a conversation's git work
+    /// tree stores at a turn's start or end; a larger tree gets a note instead of a
+    /// diff.
+    #[arg(long, env = "TETHER_MAX_SNAPSHOT_MB", default_value_t = 256)]
+    pub max_snapshot_mb: u64,
+
     /// Conversations that can exist.
     #[arg(long, env = "TETHER_MAX_CONVERSATIONS", default_value_t = 10_000)]
     pub max_conversations: usize,

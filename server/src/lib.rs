@@ -13,6 +13,7 @@
 #![recursion_limit = "256"]
 
 pub mod agent;
+pub mod changes;
 pub mod config;
 pub mod engine;
 pub mod http;
@@ -52,6 +53,7 @@ impl AppState {
         let toolbox = Toolbox::with_ledger(config.max_running_tools, &config.env_deny(), ledger);
         let settings = EngineSettings {
             max_conversations: config.max_conversations,
+            snapshot_limit: config.max_snapshot_mb.saturating_mul(1 << 20),
         };
         let mut agents = Agents::builtin(toolbox);
         let specs =

@@ -117,6 +117,7 @@ async fn setup() -> Setup {
     });
     let settings = EngineSettings {
         max_conversations: 16,
+        snapshot_limit: server::changes::DEFAULT_SNAPSHOT_LIMIT,
     };
     let engine = Engine::open(
         store.clone(),

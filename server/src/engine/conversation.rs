@@ -45,6 +45,9 @@ pub struct Conversation {
     pub(super) wake: Notify,
     /// Serializes chat and restart so a restart never interleaves with a new turn.
     control: tokio::sync::Mutex<()>,
+    /// Held by a turn from its first snapshot of the work tree to its last, and by
+    /// a revert, so neither sees the other's half-done work.
+    pub(super) tree: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -65,6 +68,8 @@ pub(super) struct Runtime {
     /// until that turn is closed (`ensure_closed`): a later `end_of_turn` would hide
     /// the open call from crash recovery for good.
     pub unclosed: Option<String>,
+    /// The index of the latest `changes` message since the last restart, once known.
+    pub latest_changes: Option<u64>,
 }
 
 pub(super) struct TurnControl {
@@ -112,6 +117,7 @@ impl Conversation {
             changed,
             wake: Notify::new(),
             control: tokio::sync::Mutex::new(()),
+            tree: tokio::sync::Mutex::new(()),
         });
         conversation.recover().await?;
         tokio::spawn(conversation.clone().worker());
@@ -387,6 +393,7 @@ impl Conversation {
         let idx = self.append(marker).await?;
         self.session.reset();
         self.touch(|meta| meta.first_message_index = idx).await;
+        self.forget_snapshots().await;
         self.notify_changed();
         if let Some(prompt) = initial_prompt.filter(|p| !p.trim().is_empty()) {
             self.chat_locked(prompt).await?;

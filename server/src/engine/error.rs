@@ -14,6 +14,9 @@ pub enum EngineError {
     /// The request is fine but the conversation is not in a state to take it.
     #[error("{0}")]
     Conflict(String),
+    /// It existed once and is gone for good (a turn's snapshots after a restart).
+    #[error("{0}")]
+    Gone(String),
     /// The server is shutting down.
     #[error("{0}")]
     Unavailable(String),

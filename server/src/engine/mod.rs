@@ -2,6 +2,7 @@
 //! worker that runs its turns one after another, crash recovery, and shutdown.
 //! Requests from any transport land here; the engine never speaks HTTP.
 
+mod changes;
 mod conversation;
 mod error;
 mod git;
@@ -18,6 +19,7 @@ use app::protocol::{AgentInfo, ConversationSummary, ToolStatus};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+pub use changes::ChangesQuery;
 pub use conversation::{Conversation, StopInfo};
 pub use error::EngineError;
 
@@ -30,6 +32,8 @@ use shared::Shared;
 pub struct EngineSettings {
     /// The most conversations that may exist.
     pub max_conversations: usize,
+    /// Most bytes of changed and untracked files one snapshot of a work tree stores.
+    pub snapshot_limit: u64,
 }
 
 pub struct Engine {
@@ -53,7 +57,12 @@ impl Engine {
         settings: EngineSettings,
         shutdown: CancellationToken,
     ) -> Result<Self, StoreError> {
-        let shared = Arc::new(Shared::new(store, agents, shutdown));
+        let shared = Arc::new(Shared::new(
+            store,
+            agents,
+            settings.snapshot_limit,
+            shutdown,
+        ));
         let mut map = HashMap::new();
         for record in shared.store.conversations().await? {
             let id = record.id.clone();

@@ -14,6 +14,8 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     /// The agents conversations can choose.
     pub agents: Agents,
+    /// Most bytes of changed and untracked files one snapshot of a work tree stores.
+    pub snapshot_limit: u64,
     /// This machine's name, for the state.
     pub hostname: String,
     /// Cancelled when the server shuts down; workers and streams end on it.
@@ -25,7 +27,12 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(store: Arc<dyn Store>, agents: Agents, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        agents: Agents,
+        snapshot_limit: u64,
+        shutdown: CancellationToken,
+    ) -> Self {
         let hostname = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
@@ -33,6 +40,7 @@ impl Shared {
         Shared {
             store,
             agents,
+            snapshot_limit,
             hostname,
             shutdown,
             changed: watch::Sender::new(0),

@@ -57,14 +57,24 @@ impl Conversation {
     }
 
     async fn run_turn(&self, text: String, cancel: CancellationToken) {
+        let tree = self.tree.lock().await;
         let result = match self.ensure_closed().await {
             Ok(()) => {
-                self.session
+                let start = self.changes_begin().await;
+                let result = self
+                    .session
                     .run_turn(self.cwd(), self.first_message_index(), cancel, &text)
-                    .await
+                    .await;
+                // Its changes belong to the turn, so they come before its closing
+                // message; a turn whose log failed gets none.
+                if result.is_ok() {
+                    self.changes_end(start).await;
+                }
+                result
             }
             Err(err) => Err(err.into()),
         };
+        drop(tree);
         let stop = self.runtime().turn.take().and_then(|t| t.stop);
         let end = match result {
             Ok(end) => end,

@@ -19,6 +19,8 @@ pub enum AppError {
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
+    Gone(String),
+    #[error("{0}")]
     PayloadTooLarge(String),
     /// A rejection from one of axum's extractors, with the status it chose.
     #[error("{1}")]
@@ -39,6 +41,7 @@ impl AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Gone(_) => StatusCode::GONE,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Rejected(status, _) => *status,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -74,6 +77,7 @@ impl From<EngineError> for AppError {
             EngineError::NotFound(m) => AppError::NotFound(m),
             EngineError::Invalid(m) => AppError::BadRequest(m),
             EngineError::Conflict(m) => AppError::Conflict(m),
+            EngineError::Gone(m) => AppError::Gone(m),
             EngineError::Unavailable(m) => AppError::Unavailable(m),
             EngineError::TooMany(m) => AppError::TooMany(m),
             EngineError::Failed(m) => AppError::Internal(m),

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::AppError;
 use super::extract::{Json, OptionalJson, Path, Query};
-use super::{reads, share_api};
+use super::{changes_api, reads, share_api};
 use crate::agent::ChoiceKind;
 use crate::engine::StopInfo;
 
@@ -38,6 +38,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/conversations/{id}/mode", post(mode))
         .route("/api/conversations/{id}/model", post(model))
         .route("/api/conversations/{id}/download", get(reads::download))
+        .route("/api/conversations/{id}/changes", get(changes_api::changes))
+        .route("/api/conversations/{id}/revert", post(changes_api::revert))
         .route(
             "/api/conversations/{id}/suggest-reprompt",
             get(suggest_reprompt),

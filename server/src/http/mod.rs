@@ -2,6 +2,7 @@
 //! security middleware, the server-rendered site and the one `AppError`. It speaks
 //! to the engine (and reads logs); nothing below it knows about HTTP.
 
+mod changes_api;
 mod error;
 mod extract;
 mod handlers;

@@ -289,7 +289,7 @@ pub fn credential(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Whether a request with only a share for `conversation_id` may go on: reading that
-/// conversation's page, stream, messages, state and download; nothing else.
+/// conversation's page, stream, messages, state, changes and download; nothing else.
 pub fn allows(method: &Method, path: &str, conversation_id: &str) -> bool {
     if !matches!(*method, Method::GET | Method::HEAD) {
         return false;
@@ -303,15 +303,19 @@ pub fn allows(method: &Method, path: &str, conversation_id: &str) -> bool {
     let Some((id, what)) = rest.split_once('/') else {
         return false;
     };
-    id == conversation_id && matches!(what, "stream" | "messages" | "state" | "download")
+    id == conversation_id
+        && matches!(
+            what,
+            "stream" | "messages" | "state" | "download" | "changes"
+        )
 }
 
 /// The refusal for anything a share does not allow.
 pub fn not_allowed() -> Response {
     AppError::Rejected(
         StatusCode::FORBIDDEN,
-        "a share link only lets you watch its own conversation (its page, stream, messages \
-         and download); it cannot change anything or open anything else"
+        "a share link only lets you watch its own conversation (its page, stream, messages, \
+         changes and download); it cannot change anything or open anything else"
             .into(),
     )
     .into_response()

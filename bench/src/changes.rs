@@ -1,0 +1,148 @@
+//! What recording a turn's changes costs in a big repository: a turn that edits 100
+//! of 10,000 files, in a git work tree (two snapshots and a diff) and in a plain copy
+//! of the same files (none), and fetching that turn's full diff.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use serde_json::json;
+use tether_testkit::http;
+
+use crate::client::ConvStream;
+use crate::procs::Tether;
+use crate::{Ctx, Report};
+
+/// Writes `files` files of ~1 KiB in 100 directories.
+fn fill(dir: &Path, files: usize) -> Result<(), String> {
+    let line = "the quick brown fox jumps over the lazy dog, again and again\n";
+    for i in 0..files {
+        let sub = dir.join(format!("d{:02}", i % 100));
+        std::fs::create_dir_all(&sub).map_err(|e| e.to_string())?;
+        let body: String = (0..16).map(|n| format!("{i} {n} {line}")).collect();
+        std::fs::write(sub.join(format!("f{i:05}.txt")), body).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=bench", "-c", "user.email=bench@localhost"])
+        .args(args)
+        .output()
+        .map_err(|e| format!("git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+async fn create(t: &Tether, cwd: &Path) -> Result<String, String> {
+    let body = json!({ "cwd": cwd });
+    let summary = http::json(t.addr(), "POST", "/api/conversations", Some(&body)).await?;
+    summary["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no id in {summary}"))
+}
+
+/// Runs `command` as one turn; returns its duration from the chat request to the
+/// closing message, and the index of its `changes` message if it has one.
+async fn timed_turn(
+    t: &Tether,
+    id: &str,
+    from: u64,
+    command: &str,
+) -> Result<(f64, Option<u64>, u64), String> {
+    let mut stream = ConvStream::open(t.addr(), id, from).await?;
+    let started = Instant::now();
+    t.chat(id, command).await?;
+    let mut changes = None;
+    loop {
+        let msg = stream.next_message().await?;
+        if msg.kind == "changes" {
+            changes = Some(msg.idx);
+        }
+        if msg.kind == "agent" && msg.end_of_turn {
+            return Ok((started.elapsed().as_secs_f64() * 1e3, changes, msg.idx + 1));
+        }
+    }
+}
+
+pub async fn changes(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
+    let files = if ctx.smoke { 1_000 } else { 10_000 };
+    let t = Tether::start(&ctx.tether).await?;
+    let repo = t.cwd.path().join("repo");
+    let plain = t.cwd.path().join("plain");
+    eprintln!("changes: a repository of {files} files");
+    fill(&repo, files)?;
+    fill(&plain, files)?;
+    git(&repo, &["init", "-q"])?;
+    git(&repo, &["add", "-A"])?;
+    git(&repo, &["commit", "-q", "-m", "start"])?;
+    let in_repo = create(&t, &repo).await?;
+    let outside = create(&t, &plain).await?;
+    let (mut at_repo, mut at_plain) = (0, 0);
+    for run in 0..ctx.runs {
+        eprintln!("changes run {}", run + 1);
+        // 100 files, one in each directory, a different set each run.
+        let command = format!(
+            "for d in d*; do echo run {run} >> $d/$(ls $d | sed -n {}p); done",
+            run + 1
+        );
+        let (plain_ms, none, next) = timed_turn(&t, &outside, at_plain, &command).await?;
+        at_plain = next;
+        if none.is_some() {
+            return Err("a directory outside git got a changes message".into());
+        }
+        let (repo_ms, idx, next) = timed_turn(&t, &in_repo, at_repo, &command).await?;
+        at_repo = next;
+        let idx = idx.ok_or("the turn in the repository got no changes message")?;
+        let started = Instant::now();
+        let diff = http::json(
+            t.addr(),
+            "GET",
+            &format!("/api/conversations/{in_repo}/changes?turn={idx}"),
+            None,
+        )
+        .await?;
+        let fetch_ms = started.elapsed().as_secs_f64() * 1e3;
+        let changed = diff["files"].as_array().map_or(0, Vec::len);
+        if changed != 100 {
+            return Err(format!(
+                "expected 100 changed files, the diff has {changed}"
+            ));
+        }
+        rep.add(
+            &format!("changes: turn editing 100 of {files} files, outside git"),
+            "ms",
+            None,
+            plain_ms,
+        );
+        rep.add(
+            "changes: the same turn in a git work tree (2 snapshots + summary)",
+            "ms",
+            None,
+            repo_ms,
+        );
+        rep.add(
+            "changes: recording overhead per turn",
+            "ms",
+            Some(("<=", 1_000.0)),
+            repo_ms - plain_ms,
+        );
+        rep.add(
+            "changes: GET the turn's full diff (100 files)",
+            "ms",
+            Some(("<=", 500.0)),
+            fetch_ms,
+        );
+    }
+    t.stop().await;
+    Ok(())
+}
