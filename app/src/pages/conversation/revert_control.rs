@@ -68,7 +68,10 @@ pub(super) fn RevertControl(
                 }.into_any(),
             }}
             {move || error.get().map(|e| view! {
-                <p class="error-text revert-error" role="alert" data-testid="revert-error">{format!("Not reverted: {e}")}</p>
+                <p class="error-text revert-error" role="alert" data-testid="revert-error">{
+                    // The server's refusals already say so; other failures do not.
+                    if e.starts_with("cannot revert") { e } else { format!("Not reverted: {e}") }
+                }</p>
             })}
         </div>
     }
