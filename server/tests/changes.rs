@@ -81,6 +81,15 @@ fn git_state(dir: &Path, status: bool) -> String {
     state
 }
 
+fn tether_refs(dir: &Path) -> usize {
+    git(
+        dir,
+        &["for-each-ref", "--format=%(refname)", "refs/tether/"],
+    )
+    .lines()
+    .count()
+}
+
 fn sha_of(bytes: &[u8]) -> String {
     use sha2::Digest;
     format!("{:x}", sha2::Sha256::digest(bytes))
@@ -249,6 +258,7 @@ async fn revert_restores_exactly_and_refuses_after_a_later_edit() {
     let (second, _) = changes_in(&messages).expect("a changes message");
     write(&dir, "a.txt", "edited by hand\n");
     let count = server.messages(&id).await.len();
+    let refs = tether_refs(&dir);
     let refused = server
         .post(
             &format!("conversations/{id}/revert"),

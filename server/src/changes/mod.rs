@@ -93,11 +93,14 @@ pub async fn end_turn(start: TurnStart, conversation: &str, limit: u64) -> TurnE
         TurnStart::Failed(err) => return TurnEnd::Note(not_recorded(&err)),
         TurnStart::Recorded { repo, before } => (repo, before),
     };
-    match compare(&repo, conversation, &before, limit, None).await {
-        Ok(Some(changes)) => TurnEnd::Changes(changes),
+    let end = match compare(&repo, conversation, &before, limit, None).await {
+        Ok(Some(changes)) => return TurnEnd::Changes(changes),
         Ok(None) => TurnEnd::Nothing,
         Err(err) => TurnEnd::Note(not_recorded(&err)),
-    }
+    };
+    // No `changes` message names the first snapshot: nothing will read it.
+    repo.release(conversation, &before).await;
+    end
 }
 
 fn not_recorded(err: &ChangesError) -> String {

@@ -178,6 +178,17 @@ impl Repo {
         Ok(())
     }
 
+    /// Lets git collect `commit` again: a snapshot nothing will ask for.
+    pub async fn release(&self, conversation: &str, commit: &str) {
+        let name = format!("refs/tether/{conversation}/{commit}");
+        if let Err(err) = GitCommand::new(&self.root, &["update-ref", "-d", &name])
+            .run()
+            .await
+        {
+            tracing::warn!(%err, "cannot remove {name}");
+        }
+    }
+
     /// Removes every ref that keeps `conversation`'s snapshots.
     pub async fn forget(&self, conversation: &str) -> Result<usize, ChangesError> {
         let refs = GitCommand::new(
