@@ -90,18 +90,25 @@ pub async fn changes(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
     let (mut at_repo, mut at_plain) = (0, 0);
     for run in 0..ctx.runs {
         eprintln!("changes run {}", run + 1);
-        // 100 files, one in each directory, a different set each run.
-        let command = format!(
-            "for d in d*; do echo run {run} >> $d/$(ls $d | sed -n {}p); done",
-            run + 1
-        );
-        let (plain_ms, none, next) = timed_turn(&t, &outside, at_plain, &command).await?;
-        at_plain = next;
-        if none.is_some() {
-            return Err("a directory outside git got a changes message".into());
+        // 100 files, one in each directory, a different hundred each run, edited by
+        // one process so the command itself costs little.
+        let edit = format!("sed -i '$a run {run}' d*/f00{}[0-9][0-9].txt", run % 10);
+        let mut times = Vec::new();
+        for command in ["true", edit.as_str()] {
+            let (plain_ms, none, next) = timed_turn(&t, &outside, at_plain, command).await?;
+            at_plain = next;
+            if none.is_some() {
+                return Err("a directory outside git got a changes message".into());
+            }
+            let (repo_ms, idx, next) = timed_turn(&t, &in_repo, at_repo, command).await?;
+            at_repo = next;
+            times.push((plain_ms, repo_ms, idx));
         }
-        let (repo_ms, idx, next) = timed_turn(&t, &in_repo, at_repo, &command).await?;
-        at_repo = next;
+        let (quiet_plain, quiet_repo, quiet_idx) = times[0];
+        let (edit_plain, edit_repo, idx) = times[1];
+        if quiet_idx.is_some() {
+            return Err("a turn that changed nothing got a changes message".into());
+        }
         let idx = idx.ok_or("the turn in the repository got no changes message")?;
         let started = Instant::now();
         let diff = http::json(
@@ -119,22 +126,34 @@ pub async fn changes(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
             ));
         }
         rep.add(
-            &format!("changes: turn editing 100 of {files} files, outside git"),
+            &format!("changes ({files} files): a turn that changes nothing, outside git"),
             "ms",
             None,
-            plain_ms,
+            quiet_plain,
         );
         rep.add(
-            "changes: the same turn in a git work tree (2 snapshots + summary)",
+            "changes: the same in a git work tree (2 snapshots)",
             "ms",
             None,
-            repo_ms,
+            quiet_repo,
         );
         rep.add(
-            "changes: recording overhead per turn",
+            "changes: a turn editing 100 files, outside git",
+            "ms",
+            None,
+            edit_plain,
+        );
+        rep.add(
+            "changes: the same in a git work tree (2 snapshots + summary)",
+            "ms",
+            None,
+            edit_repo,
+        );
+        rep.add(
+            "changes: recording overhead of the editing turn",
             "ms",
             Some(("<=", 1_000.0)),
-            repo_ms - plain_ms,
+            edit_repo - edit_plain,
         );
         rep.add(
             "changes: GET the turn's full diff (100 files)",
