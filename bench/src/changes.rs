@@ -13,14 +13,23 @@ use crate::client::ConvStream;
 use crate::procs::Tether;
 use crate::{Ctx, Report};
 
-/// Writes `files` files of ~1 KiB in 100 directories.
+/// Writes `files` files of ~1 KiB in 100 directories, dated a minute ago like the
+/// files of a repository people work in: files as new as the index would make git
+/// re-read every one of them ("racily clean"), which no real work tree does for long.
 fn fill(dir: &Path, files: usize) -> Result<(), String> {
     let line = "the quick brown fox jumps over the lazy dog, again and again\n";
+    let past = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
     for i in 0..files {
         let sub = dir.join(format!("d{:02}", i % 100));
         std::fs::create_dir_all(&sub).map_err(|e| e.to_string())?;
         let body: String = (0..16).map(|n| format!("{i} {n} {line}")).collect();
-        std::fs::write(sub.join(format!("f{i:05}.txt")), body).map_err(|e| e.to_string())?;
+        let path = sub.join(format!("f{i:05}.txt"));
+        std::fs::write(&path, body).map_err(|e| e.to_string())?;
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(past))
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
