@@ -485,3 +485,24 @@ async fn an_agents_file_writes_are_in_its_turns_changes() {
         "@@ -0,0 +1,2 @@\n+first\n+second\n\\ No newline at end of file\n"
     );
 }
+
+#[tokio::test]
+async fn a_repository_git_cannot_read_gets_a_note_and_the_turn_runs() {
+    let server = TestServer::in_process();
+    let dir = server.work_dir("repo");
+    busy_repo(&dir);
+    let id = server.create(&dir).await;
+    std::fs::write(dir.join(".git/HEAD"), "garbage\n").expect("break the repository");
+    let messages = turn(&server, &id, "echo edit >> a.txt && echo ran").await;
+    let note = messages
+        .iter()
+        .find(|m| m.kind == MessageType::Notice)
+        .expect("a note saying why there is no diff");
+    assert!(note.content.contains("not recorded"), "{}", note.content);
+    assert!(changes_in(&messages).is_none());
+    assert!(messages.last().expect("the turn's messages").end_of_turn);
+    assert_eq!(
+        read(&dir, "a.txt").as_deref(),
+        Some("one\ntwo\nthree\nedit\n")
+    );
+}
