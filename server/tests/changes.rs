@@ -281,6 +281,7 @@ async fn revert_restores_exactly_and_refuses_after_a_later_edit() {
         count,
         "a refusal logs nothing"
     );
+    assert_eq!(tether_refs(&dir), refs, "a refusal keeps no snapshot");
 }
 
 #[tokio::test]
