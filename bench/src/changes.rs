@@ -13,14 +13,23 @@ use crate::client::ConvStream;
 use crate::procs::Tether;
 use crate::{Ctx, Report};
 
-/// Writes `files` files of ~1 KiB in 100 directories.
+/// Writes `files` files of ~1 KiB in 100 directories, dated a minute ago like the
+/// files of a repository people work in: files as new as the index would make git
+/// re-read every one of them ("racily clean"), which no real work tree does for long.
 fn fill(dir: &Path, files: usize) -> Result<(), String> {
     let line = "the quick brown fox jumps over the lazy dog, again and again\n";
+    let past = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
     for i in 0..files {
         let sub = dir.join(format!("d{:02}", i % 100));
         std::fs::create_dir_all(&sub).map_err(|e| e.to_string())?;
         let body: String = (0..16).map(|n| format!("{i} {n} {line}")).collect();
-        std::fs::write(sub.join(format!("f{i:05}.txt")), body).map_err(|e| e.to_string())?;
+        let path = sub.join(format!("f{i:05}.txt"));
+        std::fs::write(&path, body).map_err(|e| e.to_string())?;
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(past))
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -90,18 +99,25 @@ pub async fn changes(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
     let (mut at_repo, mut at_plain) = (0, 0);
     for run in 0..ctx.runs {
         eprintln!("changes run {}", run + 1);
-        // 100 files, one in each directory, a different set each run.
-        let command = format!(
-            "for d in d*; do echo run {run} >> $d/$(ls $d | sed -n {}p); done",
-            run + 1
-        );
-        let (plain_ms, none, next) = timed_turn(&t, &outside, at_plain, &command).await?;
-        at_plain = next;
-        if none.is_some() {
-            return Err("a directory outside git got a changes message".into());
+        // 100 files, one in each directory, a different hundred each run, edited by
+        // one process so the command itself costs little.
+        let edit = format!("sed -i '$a run {run}' d*/f00{}[0-9][0-9].txt", run % 10);
+        let mut times = Vec::new();
+        for command in ["true", edit.as_str()] {
+            let (plain_ms, none, next) = timed_turn(&t, &outside, at_plain, command).await?;
+            at_plain = next;
+            if none.is_some() {
+                return Err("a directory outside git got a changes message".into());
+            }
+            let (repo_ms, idx, next) = timed_turn(&t, &in_repo, at_repo, command).await?;
+            at_repo = next;
+            times.push((plain_ms, repo_ms, idx));
         }
-        let (repo_ms, idx, next) = timed_turn(&t, &in_repo, at_repo, &command).await?;
-        at_repo = next;
+        let (quiet_plain, quiet_repo, quiet_idx) = times[0];
+        let (edit_plain, edit_repo, idx) = times[1];
+        if quiet_idx.is_some() {
+            return Err("a turn that changed nothing got a changes message".into());
+        }
         let idx = idx.ok_or("the turn in the repository got no changes message")?;
         let started = Instant::now();
         let diff = http::json(
@@ -119,22 +135,34 @@ pub async fn changes(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
             ));
         }
         rep.add(
-            &format!("changes: turn editing 100 of {files} files, outside git"),
+            &format!("changes ({files} files): a turn that changes nothing, outside git"),
             "ms",
             None,
-            plain_ms,
+            quiet_plain,
         );
         rep.add(
-            "changes: the same turn in a git work tree (2 snapshots + summary)",
+            "changes: the same in a git work tree (2 snapshots)",
             "ms",
             None,
-            repo_ms,
+            quiet_repo,
         );
         rep.add(
-            "changes: recording overhead per turn",
+            "changes: a turn editing 100 files, outside git",
+            "ms",
+            None,
+            edit_plain,
+        );
+        rep.add(
+            "changes: the same in a git work tree (2 snapshots + summary)",
+            "ms",
+            None,
+            edit_repo,
+        );
+        rep.add(
+            "changes: recording overhead of the editing turn",
             "ms",
             Some(("<=", 1_000.0)),
-            repo_ms - plain_ms,
+            edit_repo - edit_plain,
         );
         rep.add(
             "changes: GET the turn's full diff (100 files)",

@@ -81,6 +81,15 @@ fn git_state(dir: &Path, status: bool) -> String {
     state
 }
 
+fn tether_refs(dir: &Path) -> usize {
+    git(
+        dir,
+        &["for-each-ref", "--format=%(refname)", "refs/tether/"],
+    )
+    .lines()
+    .count()
+}
+
 fn sha_of(bytes: &[u8]) -> String {
     use sha2::Digest;
     format!("{:x}", sha2::Sha256::digest(bytes))
@@ -249,6 +258,7 @@ async fn revert_restores_exactly_and_refuses_after_a_later_edit() {
     let (second, _) = changes_in(&messages).expect("a changes message");
     write(&dir, "a.txt", "edited by hand\n");
     let count = server.messages(&id).await.len();
+    let refs = tether_refs(&dir);
     let refused = server
         .post(
             &format!("conversations/{id}/revert"),
@@ -271,6 +281,7 @@ async fn revert_restores_exactly_and_refuses_after_a_later_edit() {
         count,
         "a refusal logs nothing"
     );
+    assert_eq!(tether_refs(&dir), refs, "a refusal keeps no snapshot");
 }
 
 #[tokio::test]
@@ -473,5 +484,26 @@ async fn an_agents_file_writes_are_in_its_turns_changes() {
     assert_eq!(
         full.files[0].patch,
         "@@ -0,0 +1,2 @@\n+first\n+second\n\\ No newline at end of file\n"
+    );
+}
+
+#[tokio::test]
+async fn a_repository_git_cannot_read_gets_a_note_and_the_turn_runs() {
+    let server = TestServer::in_process();
+    let dir = server.work_dir("repo");
+    busy_repo(&dir);
+    let id = server.create(&dir).await;
+    std::fs::write(dir.join(".git/HEAD"), "garbage\n").expect("break the repository");
+    let messages = turn(&server, &id, "echo edit >> a.txt && echo ran").await;
+    let note = messages
+        .iter()
+        .find(|m| m.kind == MessageType::Notice)
+        .expect("a note saying why there is no diff");
+    assert!(note.content.contains("not recorded"), "{}", note.content);
+    assert!(changes_in(&messages).is_none());
+    assert!(messages.last().expect("the turn's messages").end_of_turn);
+    assert_eq!(
+        read(&dir, "a.txt").as_deref(),
+        Some("one\ntwo\nthree\nedit\n")
     );
 }

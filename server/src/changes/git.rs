@@ -70,6 +70,8 @@ impl<'a> GitCommand<'a> {
             .arg("-C")
             .arg(self.dir)
             .args(&self.args)
+            // Its messages are matched and shown: the same words everywhere.
+            .env("LC_ALL", "C")
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_OPTIONAL_LOCKS", "0")
             .env("GIT_AUTHOR_NAME", "Tether")

@@ -58,10 +58,19 @@ pub enum TurnStart {
 pub async fn begin_turn(dir: &Path, conversation: &str, limit: u64) -> TurnStart {
     let repo = match Repo::find(dir).await {
         Ok(Some(repo)) => repo,
-        Ok(None) => return TurnStart::Untracked,
-        // Without git there is no telling whether this is a work tree; say so only
-        // where one clearly is.
-        Err(err) if has_git_dir(dir) => return TurnStart::Failed(err),
+        Ok(None) => {
+            return match git_dir_of(dir) {
+                // Git rejects it (a broken `HEAD`, say): the person expects a diff.
+                Some(git_dir) => TurnStart::Failed(ChangesError::Git {
+                    command: "rev-parse".into(),
+                    stderr: format!("{} is not a repository git can read", git_dir.display()),
+                }),
+                None => TurnStart::Untracked,
+            };
+        }
+        // Without git, or with a repository it cannot read, there is no telling
+        // whether this is a work tree; say so only where one clearly is.
+        Err(err) if git_dir_of(dir).is_some() => return TurnStart::Failed(err),
         Err(_) => return TurnStart::Untracked,
     };
     let before = match repo.snapshot(limit).await {
@@ -74,8 +83,11 @@ pub async fn begin_turn(dir: &Path, conversation: &str, limit: u64) -> TurnStart
     }
 }
 
-fn has_git_dir(dir: &Path) -> bool {
-    dir.ancestors().any(|d| d.join(".git").exists())
+/// The nearest `.git` above `dir`, found without git.
+fn git_dir_of(dir: &Path) -> Option<std::path::PathBuf> {
+    dir.ancestors()
+        .map(|d| d.join(".git"))
+        .find(|git_dir| git_dir.exists())
 }
 
 /// What a turn's end adds to the log.
@@ -93,11 +105,14 @@ pub async fn end_turn(start: TurnStart, conversation: &str, limit: u64) -> TurnE
         TurnStart::Failed(err) => return TurnEnd::Note(not_recorded(&err)),
         TurnStart::Recorded { repo, before } => (repo, before),
     };
-    match compare(&repo, conversation, &before, limit, None).await {
-        Ok(Some(changes)) => TurnEnd::Changes(changes),
+    let end = match compare(&repo, conversation, &before, limit, None).await {
+        Ok(Some(changes)) => return TurnEnd::Changes(changes),
         Ok(None) => TurnEnd::Nothing,
         Err(err) => TurnEnd::Note(not_recorded(&err)),
-    }
+    };
+    // No `changes` message names the first snapshot: nothing will read it.
+    repo.release(conversation, &before).await;
+    end
 }
 
 fn not_recorded(err: &ChangesError) -> String {

@@ -23,7 +23,6 @@ pub async fn revert(
     limit: u64,
 ) -> Result<Changes, ChangesError> {
     let now = repo.snapshot(limit).await?;
-    repo.keep(conversation, &now).await?;
     let touched: BTreeSet<String> = turn
         .files
         .iter()
@@ -53,6 +52,8 @@ pub async fn revert(
         )));
     }
 
+    // From here on `now` is the revert's first snapshot, which its message names.
+    repo.keep(conversation, &now).await?;
     let before_files = GitCommand::new(&repo.root, &["ls-tree", "-r", "-z", "--name-only"])
         .arg(&turn.before)
         .run()

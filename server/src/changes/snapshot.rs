@@ -33,7 +33,16 @@ impl Repo {
         .output()
         .await?;
         if !out.status.success() {
-            return Ok(None);
+            let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            if stderr.contains("not a git repository") {
+                return Ok(None);
+            }
+            // A work tree git cannot read (a broken `.git`, a repository owned by
+            // someone else): worth a note, where the caller sees a `.git`.
+            return Err(ChangesError::Git {
+                command: "rev-parse".into(),
+                stderr,
+            });
         }
         let text = String::from_utf8_lossy(&out.stdout);
         let mut lines = text.lines();
@@ -176,6 +185,17 @@ impl Repo {
         .run()
         .await?;
         Ok(())
+    }
+
+    /// Lets git collect `commit` again: a snapshot nothing will ask for.
+    pub async fn release(&self, conversation: &str, commit: &str) {
+        let name = format!("refs/tether/{conversation}/{commit}");
+        if let Err(err) = GitCommand::new(&self.root, &["update-ref", "-d", &name])
+            .run()
+            .await
+        {
+            tracing::warn!(%err, "cannot remove {name}");
+        }
     }
 
     /// Removes every ref that keeps `conversation`'s snapshots.
