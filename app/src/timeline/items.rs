@@ -31,6 +31,10 @@ pub struct ToolCard {
     /// When this card stands for the user's message (a shell command, whose text is
     /// the message itself): the time it was sent. Its bubble is then not shown.
     pub prompt: RwSignal<Option<String>>,
+    /// The card's text for Find, with the `version` and command it was made from:
+    /// Find runs on every applied message, and re-reading every card's screen each
+    /// time made a long conversation slower with each line of output.
+    search: StoredValue<Option<(u64, String, String)>>,
 }
 
 impl ToolCard {
@@ -47,6 +51,7 @@ impl ToolCard {
             elapsed: RwSignal::new(None),
             stopping: RwSignal::new(false),
             prompt: RwSignal::new(None),
+            search: StoredValue::new(None),
         }
     }
 
@@ -222,8 +227,21 @@ impl Item {
 }
 
 fn card_text(card: &ToolCard) -> String {
-    let mut text = card.command.get_untracked();
+    let version = card.version.get_untracked();
+    let command = card.command.get_untracked();
+    let cached = card.search.with_value(|cache| {
+        cache
+            .as_ref()
+            .filter(|(v, c, _)| *v == version && *c == command)
+            .map(|(_, _, text)| text.clone())
+    });
+    if let Some(text) = cached {
+        return text;
+    }
+    let mut text = command.clone();
     text.push('\n');
     card.term.with_value(|t| text.push_str(&t.plain_text()));
+    card.search
+        .set_value(Some((version, command, text.clone())));
     text
 }

@@ -285,3 +285,25 @@ fn changes_become_a_row_and_a_revert_marks_the_turn_it_reverts() {
         assert!(items[2].search_text().starts_with("Reverted #1: 1 file"));
     });
 }
+
+#[test]
+fn find_sees_a_cards_new_output_once_it_has_read_the_card() {
+    let owner = Owner::new();
+    owner.with(|| {
+        let t = Timeline::new(0);
+        t.push(message(0, MessageType::User, "seq 3", None));
+        t.push(call(1, "c1", "bash", None));
+        t.push(message(2, MessageType::ToolOutput, "first\r\n", Some("c1")));
+        let card = t.items.with_untracked(|items| items[1].clone());
+        assert_eq!(card.search_text(), "seq 3\nfirst\n");
+        // Read again with nothing new: the same text.
+        assert_eq!(card.search_text(), "seq 3\nfirst\n");
+        t.push(message(
+            3,
+            MessageType::ToolOutput,
+            "second\r\n",
+            Some("c1"),
+        ));
+        assert_eq!(card.search_text(), "seq 3\nfirst\nsecond\n");
+    });
+}
