@@ -1,6 +1,6 @@
-//! Running `git` for Tether's own bookkeeping: never prompting, never taking the
-//! user's optional locks, and with a private index when one is given, so the user's
-//! index, branch and stash stay exactly as they were.
+//! Running `git`, for every part of Tether that needs it: never prompting, never
+//! taking the user's optional locks, and with a private index when one is given, so
+//! the user's index, branch and stash stay exactly as they were.
 
 use std::path::Path;
 use std::process::{Output, Stdio};
@@ -33,6 +33,8 @@ pub struct GitCommand<'a> {
     args: Vec<String>,
     index: Option<&'a Path>,
     stdin: Option<Vec<u8>>,
+    /// `None` for a command that must not be cut short (a checkout).
+    timeout: Option<Duration>,
 }
 
 impl<'a> GitCommand<'a> {
@@ -42,7 +44,14 @@ impl<'a> GitCommand<'a> {
             args: args.iter().map(|a| a.to_string()).collect(),
             index: None,
             stdin: None,
+            timeout: Some(GIT_TIMEOUT),
         }
+    }
+
+    /// Lets it run as long as it takes: stopping it halfway would be worse.
+    pub fn without_timeout(mut self) -> Self {
+        self.timeout = None;
+        self
     }
 
     /// Uses `index` instead of the repository's index.
@@ -122,7 +131,10 @@ impl<'a> GitCommand<'a> {
                 let _ = pipe.write_all(&input).await;
             });
         }
-        match tokio::time::timeout(GIT_TIMEOUT, child.wait_with_output()).await {
+        let Some(limit) = self.timeout else {
+            return child.wait_with_output().await.map_err(ChangesError::Spawn);
+        };
+        match tokio::time::timeout(limit, child.wait_with_output()).await {
             Ok(out) => out.map_err(ChangesError::Spawn),
             Err(_) => Err(ChangesError::Timeout {
                 command: self.describe(),

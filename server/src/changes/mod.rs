@@ -5,7 +5,7 @@
 //! nothing here may hold a turn up: a failure becomes a note in the log.
 
 mod diff;
-mod git;
+pub(crate) mod git;
 mod revert;
 mod snapshot;
 

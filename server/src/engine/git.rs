@@ -2,9 +2,8 @@
 
 use std::path::Path;
 
-use tokio::process::Command;
-
 use super::EngineError;
+use crate::changes::git::GitCommand;
 
 pub struct Commit {
     pub sha: String,
@@ -18,15 +17,11 @@ impl Commit {
 }
 
 async fn git(cwd: &Path, args: &[&str]) -> Result<std::process::Output, EngineError> {
-    Command::new("git")
-        .arg("-C")
-        .arg(cwd)
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .kill_on_drop(true)
+    GitCommand::new(cwd, args)
+        .without_timeout()
         .output()
         .await
-        .map_err(|e| EngineError::Failed(format!("cannot run git: {e}")))
+        .map_err(|e| EngineError::Failed(e.to_string()))
 }
 
 fn stdout(output: &std::process::Output) -> String {
