@@ -31,6 +31,15 @@ fn busy_repo(dir: &Path) {
     write(dir, "untracked.txt", "mine\n");
 }
 
+/// An in-process server (with `args`) and a conversation in a fresh `busy_repo`.
+async fn busy_conversation(args: &[&str]) -> (TestServer, std::path::PathBuf, String) {
+    let server = TestServer::in_process_with(args);
+    let dir = server.work_dir("repo");
+    busy_repo(&dir);
+    let id = server.create(&dir).await;
+    (server, dir, id)
+}
+
 fn write(dir: &Path, path: &str, content: &str) {
     let full = dir.join(path);
     std::fs::create_dir_all(full.parent().expect("a file has a parent"))
@@ -131,10 +140,7 @@ async fn diff(server: &TestServer, id: &str, query: &str) -> ChangesDiff {
 
 #[tokio::test]
 async fn a_turn_that_edits_adds_deletes_and_renames_gets_its_exact_diff() {
-    let server = TestServer::in_process();
-    let dir = server.work_dir("repo");
-    busy_repo(&dir);
-    let id = server.create(&dir).await;
+    let (server, dir, id) = busy_conversation(&[]).await;
     let state_before = git_state(&dir, false);
 
     let messages = turn(
@@ -210,10 +216,7 @@ async fn a_turn_that_edits_adds_deletes_and_renames_gets_its_exact_diff() {
 
 #[tokio::test]
 async fn revert_restores_exactly_and_refuses_after_a_later_edit() {
-    let server = TestServer::in_process();
-    let dir = server.work_dir("repo");
-    busy_repo(&dir);
-    let id = server.create(&dir).await;
+    let (server, dir, id) = busy_conversation(&[]).await;
     let state_before = git_state(&dir, true);
     let originals: Vec<_> = ["a.txt", "b.txt", "old.txt", "staged.txt", "untracked.txt"]
         .iter()
@@ -286,10 +289,7 @@ async fn revert_restores_exactly_and_refuses_after_a_later_edit() {
 
 #[tokio::test]
 async fn the_net_diff_spans_later_turns_and_quiet_turns_add_nothing() {
-    let server = TestServer::in_process();
-    let dir = server.work_dir("repo");
-    busy_repo(&dir);
-    let id = server.create(&dir).await;
+    let (server, dir, id) = busy_conversation(&[]).await;
 
     let first = turn(&server, &id, "sed -i 's/one/ONE/' a.txt").await;
     let (first_idx, _) = changes_in(&first).expect("changes");
@@ -340,10 +340,7 @@ async fn outside_a_work_tree_nothing_is_recorded() {
 
 #[tokio::test]
 async fn a_tree_over_the_snapshot_limit_gets_a_note_and_the_turn_runs() {
-    let server = TestServer::in_process_with(&["--max-snapshot-mb", "1"]);
-    let dir = server.work_dir("repo");
-    busy_repo(&dir);
-    let id = server.create(&dir).await;
+    let (server, _dir, id) = busy_conversation(&["--max-snapshot-mb", "1"]).await;
     let messages = turn(
         &server,
         &id,
@@ -366,28 +363,19 @@ async fn a_tree_over_the_snapshot_limit_gets_a_note_and_the_turn_runs() {
 
 #[tokio::test]
 async fn restart_removes_the_snapshots_and_old_diffs_are_gone() {
-    let server = TestServer::in_process();
-    let dir = server.work_dir("repo");
-    busy_repo(&dir);
-    let id = server.create(&dir).await;
+    let (server, dir, id) = busy_conversation(&[]).await;
     let messages = turn(&server, &id, "echo more >> a.txt").await;
     let (idx, _) = changes_in(&messages).expect("changes");
-    let refs = git(
-        &dir,
-        &["for-each-ref", "--format=%(refname)", "refs/tether/"],
-    );
-    assert_eq!(refs.lines().count(), 2, "one ref per snapshot: {refs}");
+    assert_eq!(tether_refs(&dir), 2, "one ref per snapshot");
 
     let (status, body) = server
         .post(&format!("conversations/{id}/restart"), json!({}))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
-        git(
-            &dir,
-            &["for-each-ref", "--format=%(refname)", "refs/tether/"]
-        ),
-        ""
+        tether_refs(&dir),
+        0,
+        "a restart removes every snapshot's ref"
     );
     let gone = server
         .get(&format!("conversations/{id}/changes?turn={idx}"))
@@ -408,10 +396,7 @@ async fn restart_removes_the_snapshots_and_old_diffs_are_gone() {
 
 #[tokio::test]
 async fn bad_queries_and_a_revert_during_a_turn_change_nothing() {
-    let server = TestServer::in_process();
-    let dir = server.work_dir("repo");
-    busy_repo(&dir);
-    let id = server.create(&dir).await;
+    let (server, dir, id) = busy_conversation(&[]).await;
     let messages = turn(&server, &id, "echo more >> a.txt").await;
     let (idx, _) = changes_in(&messages).expect("changes");
     let user_idx = messages[0].idx;
@@ -466,16 +451,7 @@ async fn an_agents_file_writes_are_in_its_turns_changes() {
     let dir = server.work_dir("work");
     git(&dir, &["init", "-q"]);
     git(&dir, &["commit", "-q", "--allow-empty", "-m", "start"]);
-    let before = server.messages(&id).await.len();
-    server
-        .chat(&id, "write notes/a.txt first\\nsecond\nsay done")
-        .await;
-    server
-        .wait_state(&id, "the turn's end", |s| {
-            s.status == RunStatus::Idle && s.message_count as usize > before + 1
-        })
-        .await;
-    let messages = server.messages(&id).await.split_off(before);
+    let messages = turn(&server, &id, "write notes/a.txt first\\nsecond\nsay done").await;
     let (idx, changes) = changes_in(&messages).expect("a changes message");
     assert_eq!(changes.files.len(), 1);
     assert_eq!(changes.files[0].path, "notes/a.txt");
@@ -489,10 +465,7 @@ async fn an_agents_file_writes_are_in_its_turns_changes() {
 
 #[tokio::test]
 async fn a_repository_git_cannot_read_gets_a_note_and_the_turn_runs() {
-    let server = TestServer::in_process();
-    let dir = server.work_dir("repo");
-    busy_repo(&dir);
-    let id = server.create(&dir).await;
+    let (server, dir, id) = busy_conversation(&[]).await;
     std::fs::write(dir.join(".git/HEAD"), "garbage\n").expect("break the repository");
     let messages = turn(&server, &id, "echo edit >> a.txt && echo ran").await;
     let note = messages
