@@ -82,6 +82,25 @@ pub struct Config {
     #[arg(long, env = "TETHER_MAX_SNAPSHOT_MB", default_value_t = 256)]
     pub max_snapshot_mb: u64,
 
+    /// Keep conversations in NATS JetStream at this URL (`nats://host:4222`, several
+    /// comma-separated for a cluster; user and password may be in it) instead of the
+    /// SQLite database in the data directory.
+    #[arg(long = "nats", env = "TETHER_NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// A NATS credentials file (JWT and NKey seed) to connect with.
+    #[arg(long, env = "TETHER_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
+
+    /// Prefix of the stream, buckets and subjects Tether uses in NATS; deployments
+    /// sharing one NATS need different prefixes.
+    #[arg(long, env = "TETHER_NATS_PREFIX", default_value = "tether")]
+    pub nats_prefix: String,
+
+    /// Copies JetStream keeps of Tether's data (3 on a production cluster).
+    #[arg(long, env = "TETHER_NATS_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nats_replicas: u8,
+
     /// Conversations that can exist.
     #[arg(long, env = "TETHER_MAX_CONVERSATIONS", default_value_t = 10_000)]
     pub max_conversations: usize,
@@ -94,6 +113,17 @@ impl Config {
             dirs::data_local_dir()
                 .unwrap_or_else(|| PathBuf::from("."))
                 .join("tether")
+        })
+    }
+
+    /// Where to keep conversations in NATS, if not in SQLite.
+    pub fn nats(&self) -> Option<crate::store::NatsOptions> {
+        let url = self.nats_url.as_ref()?.trim();
+        (!url.is_empty()).then(|| crate::store::NatsOptions {
+            url: url.to_string(),
+            creds: self.nats_creds.clone(),
+            prefix: self.nats_prefix.clone(),
+            replicas: usize::from(self.nats_replicas),
         })
     }
 

@@ -32,18 +32,31 @@ pub use tools::chunk;
 
 use crate::agent::Agents;
 use crate::engine::{Engine, EngineSettings};
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{NatsStore, SqliteStore, Store, StoreError};
 use crate::tools::Toolbox;
 
 impl AppState {
     /// Opens the store under the data directory and loads every conversation.
     /// Must be called inside a tokio runtime (conversations start their workers).
     pub async fn open(config: Config) -> Result<Self, StoreError> {
-        let dir = config.data_dir();
-        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&dir))
-            .await
-            .map_err(|e| StoreError::Backend(format!("cannot open the store: {e}")))??;
-        let store: Arc<dyn Store> = Arc::new(store);
+        let store: Arc<dyn Store> = match config.nats() {
+            Some(options) => {
+                // Still needed for the agent ledger and `agents.toml`.
+                let path = config.data_dir();
+                std::fs::create_dir_all(&path).map_err(|source| StoreError::DataDir {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                Arc::new(NatsStore::connect(&options).await?)
+            }
+            None => {
+                let dir = config.data_dir();
+                let store = tokio::task::spawn_blocking(move || SqliteStore::open(&dir))
+                    .await
+                    .map_err(|e| StoreError::Backend(format!("cannot open the store: {e}")))??;
+                Arc::new(store)
+            }
+        };
         let shutdown = CancellationToken::new();
         let ledger = crate::tools::ProcessLedger::at(config.data_dir().join("agents.pids"));
         let reaped = ledger.reap();

@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use app::protocol::{Message, MessageType};
 use async_trait::async_trait;
-use common::{StatusCode, TestServer, assert_error};
+use common::{StatusCode, TestServer, assert_error, open_store};
 use serde_json::json;
 use server::agent::{Agent, Agents, Attachment, Instance, Turn, TurnEnd, TurnError};
 use server::engine::{Engine, EngineSettings};
-use server::store::SqliteStore;
 use server::tools::Toolbox;
 use tokio_util::sync::CancellationToken;
 
@@ -98,7 +97,7 @@ impl Instance for Mirror {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_conversation_runs_its_own_agent() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = Arc::new(SqliteStore::open(&dir.path().join("data")).expect("open the store"));
+    let store = open_store(dir.path()).await;
     let mut agents = Agents::builtin(Toolbox::new(16, &["TETHER_*".into()]));
     agents.add(Arc::new(Mirror));
     let settings = EngineSettings {

@@ -7,7 +7,7 @@ mod common;
 use common::header::{AUTHORIZATION, COOKIE, LOCATION, SET_COOKIE};
 use common::{Request, Sse, SseReader, StatusCode, TestServer, WAIT, assert_error, json_of};
 use serde_json::{Value, json};
-use server::store::{ShareRecord, SqliteStore, Store};
+use server::store::ShareRecord;
 use tether_testkit::StreamOptions;
 
 const TOKEN: &str = "0123456789abcdef0123";
@@ -273,7 +273,7 @@ async fn expired_links_are_refused_and_shares_survive_a_restart() {
     // An expiry in the past, written where the server keeps shares.
     let expired_secret = "e".repeat(64);
     {
-        let store = SqliteStore::open(&server.data_dir()).expect("open the store");
+        let store = server.store().await;
         let hash: String = {
             use sha2::Digest;
             sha2::Sha256::digest(expired_secret.as_bytes())

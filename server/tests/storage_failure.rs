@@ -5,6 +5,8 @@
 //! after the last `end_of_turn`, could never close it. `faults.rs` has the real thing
 //! (RLIMIT_FSIZE during a flood), where whether the small messages still fit varies.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
@@ -14,8 +16,7 @@ use async_trait::async_trait;
 use server::agent::Agents;
 use server::engine::{Conversation, Engine, EngineSettings};
 use server::store::{
-    AppendRow, ConversationRecord, Result, ShareRecord, SqliteStore, Store, StoreError,
-    StoredMessage,
+    AppendRow, ConversationRecord, Result, ShareRecord, Store, StoreError, StoredMessage,
 };
 use server::tools::Toolbox;
 use tokio_util::sync::CancellationToken;
@@ -28,7 +29,7 @@ const FAIL_FULL_RESULTS: u8 = 1;
 const FAIL_CLOSINGS: u8 = 2;
 
 struct FlakyStore {
-    inner: SqliteStore,
+    inner: Arc<dyn Store>,
     mode: AtomicU8,
 }
 
@@ -112,7 +113,7 @@ struct Setup {
 async fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Arc::new(FlakyStore {
-        inner: SqliteStore::open(&dir.path().join("data")).expect("open the store"),
+        inner: common::open_store(dir.path()).await,
         mode: AtomicU8::new(OK),
     });
     let settings = EngineSettings {

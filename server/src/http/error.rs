@@ -66,8 +66,18 @@ impl IntoResponse for AppError {
 }
 
 impl From<StoreError> for AppError {
+    /// A store that cannot take writes now (NATS unreachable, a full stream, a disk
+    /// full, another replica's append) is a 503 the client may retry; corrupt data
+    /// is a 500.
     fn from(err: StoreError) -> Self {
-        AppError::Internal(err.to_string())
+        match err {
+            StoreError::Backend(_) | StoreError::Conflict(_) | StoreError::Closed => {
+                AppError::Unavailable(err.to_string())
+            }
+            StoreError::Corrupt(_) | StoreError::DataDir { .. } => {
+                AppError::Internal(err.to_string())
+            }
+        }
     }
 }
 

@@ -3,11 +3,14 @@
 //!
 //! The log module is the only caller for messages: it assigns indexes and keeps the
 //! in-memory tail; a store only has to persist and read back. One implementation per
-//! engine (today `SqliteStore`).
+//! engine: `SqliteStore` (the embedded default) and `NatsStore` (JetStream, for
+//! several replicas).
 
+mod nats;
 mod share_sql;
 mod sqlite;
 
+pub use nats::{NatsOptions, NatsStore};
 pub use sqlite::SqliteStore;
 
 use app::protocol::MessageType;
@@ -26,6 +29,10 @@ pub enum StoreError {
     },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The write was refused because the log moved on without this process (another
+    /// replica appended): nothing was written.
+    #[error("write conflict: {0}")]
+    Conflict(String),
     /// The store stopped (its writer is gone); nothing more can be written.
     #[error("the store is closed")]
     Closed,
@@ -34,7 +41,7 @@ pub enum StoreError {
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// The persistent part of a conversation's metadata.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConversationRecord {
     pub id: String,
     pub title: String,
@@ -47,7 +54,7 @@ pub struct ConversationRecord {
 }
 
 /// A read-only share link as stored: never its secret, only the secret's SHA-256.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ShareRecord {
     pub id: String,
     pub conversation_id: String,

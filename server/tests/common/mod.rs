@@ -23,7 +23,7 @@ use std::time::Duration;
 pub use agent::*;
 pub use assert::*;
 pub use procs::*;
-pub use server::TestServer;
+pub use server::{TestServer, open_store, sqlite_only, suite_nats_url};
 pub use sse::{Ev, Sse};
 pub use tether_testkit::{Request, Response, SseReader, StatusCode, header};
 

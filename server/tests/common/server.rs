@@ -13,16 +13,65 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use server::store::{NatsOptions, NatsStore, SqliteStore, Store};
 use tempfile::TempDir;
 
 use super::WAIT;
+
+/// The NATS server the whole suite runs against when the test command started one
+/// (`TETHER_TEST_NATS_URL`); otherwise every server keeps its data in SQLite.
+pub fn suite_nats_url() -> Option<String> {
+    std::env::var("TETHER_TEST_NATS_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+}
+
+/// True (after saying so) when the suite runs on NATS and the test is about SQLite's
+/// own files.
+pub fn sqlite_only(test: &str) -> bool {
+    let nats = suite_nats_url().is_some();
+    if nats {
+        println!("[skip] {test}: about SQLite's files; this pass runs on NATS");
+    }
+    nats
+}
+
+/// A NATS name prefix of its own for the data under `dir`, so tests sharing one
+/// NATS server never see each other's conversations.
+pub fn nats_prefix_for(dir: &Path) -> String {
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("t");
+    let clean: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    format!("t{clean}")
+}
+
+/// The store the suite runs against, for tests that drive the engine directly:
+/// NATS (under a prefix of its own) when the suite has one, else SQLite in `dir`.
+pub async fn open_store(dir: &Path) -> Arc<dyn Store> {
+    match suite_nats_url() {
+        Some(url) => Arc::new(
+            NatsStore::connect(&NatsOptions {
+                url,
+                creds: None,
+                prefix: nats_prefix_for(dir),
+                replicas: 1,
+            })
+            .await
+            .expect("connect to the suite's NATS server"),
+        ),
+        None => Arc::new(SqliteStore::open(dir).expect("open the store")),
+    }
+}
 
 /// The one place the tests open the server's state (`AppState::open`).
 async fn open_state(config: server::Config) -> server::AppState {
@@ -114,6 +163,28 @@ impl TestServer {
         self.root.path().join("data")
     }
 
+    /// Where this server keeps conversations: the flags that pick the store.
+    fn store_args(&self) -> Vec<String> {
+        match suite_nats_url() {
+            Some(url) => vec![
+                "--nats".into(),
+                url,
+                "--nats-prefix".into(),
+                nats_prefix_for(self.root.path()),
+            ],
+            None => Vec::new(),
+        }
+    }
+
+    /// The store this server keeps its data in, opened from the test (use it while
+    /// the server is stopped, or for reads).
+    pub async fn store(&self) -> Arc<dyn Store> {
+        match suite_nats_url() {
+            Some(_) => open_store(self.root.path()).await,
+            None => open_store(&self.data_dir()).await,
+        }
+    }
+
     /// A fresh directory (inside the test's temporary root) for conversations to use as cwd.
     pub fn work_dir(&self, name: &str) -> PathBuf {
         let dir = self.root.path().join(name);
@@ -150,6 +221,7 @@ impl TestServer {
             "--data-dir".into(),
             data_dir.to_str().expect("a UTF-8 data directory").into(),
         ];
+        args.extend(self.store_args());
         args.extend(self.extra_args.iter().cloned());
         let config = server::Config::try_parse_from(&args).expect("valid server flags");
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -211,6 +283,7 @@ impl TestServer {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(self.data_dir())
+            .args(self.store_args())
             .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .envs(self.envs.iter().map(|(k, v)| (k, v)))

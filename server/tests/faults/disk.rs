@@ -103,6 +103,11 @@ const FSIZE_LIMIT_KIB: u64 = 3 * 1024;
 
 #[tokio::test]
 async fn disk_full_during_a_flood_stops_the_command_and_keeps_the_log() {
+    // The limit applies to files this process writes; on NATS, `nats.rs` fills the
+    // stream instead.
+    if crate::common::sqlite_only("disk_full_during_a_flood") {
+        return;
+    }
     let _serial = SERIAL.lock().await;
     // SIGXFSZ ignored: a write past the limit fails with EFBIG, as on a full disk,
     // instead of killing the process.
