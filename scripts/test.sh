@@ -22,6 +22,10 @@ cargo test -p app --locked
 # model server as programs.
 cargo build -p tether-fake-agent -p tether-fake-model --locked
 cargo test -p server --locked
+step "the server's tests again, every conversation kept in NATS JetStream"
+start_test_nats
+cargo test -p server --locked
+stop_test_nats
 cargo test -p tether-bench --locked
 cargo test -p tether-testkit --locked
 cargo test -p tether-fake-agent --locked

@@ -101,6 +101,11 @@ pub struct Config {
     #[arg(long, env = "TETHER_NATS_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
     pub nats_replicas: u8,
 
+    /// Seconds the active replica's NATS lease lasts without a renewal; a standby
+    /// takes over this long after the active replica dies.
+    #[arg(long, env = "TETHER_NATS_LEASE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub nats_lease_secs: u64,
+
     /// Conversations that can exist.
     #[arg(long, env = "TETHER_MAX_CONVERSATIONS", default_value_t = 10_000)]
     pub max_conversations: usize,
@@ -124,6 +129,7 @@ impl Config {
             creds: self.nats_creds.clone(),
             prefix: self.nats_prefix.clone(),
             replicas: usize::from(self.nats_replicas),
+            lease_ttl: Duration::from_secs(self.nats_lease_secs),
         })
     }
 

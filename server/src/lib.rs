@@ -39,6 +39,16 @@ impl AppState {
     /// Opens the store under the data directory and loads every conversation.
     /// Must be called inside a tokio runtime (conversations start their workers).
     pub async fn open(config: Config) -> Result<Self, StoreError> {
+        Self::open_as_replica(config, |_| {}).await
+    }
+
+    /// Like `open`; on NATS it first waits to be the active replica, calling
+    /// `standing_by` with the active one's name if it has to wait.
+    pub async fn open_as_replica(
+        config: Config,
+        standing_by: impl FnOnce(&str),
+    ) -> Result<Self, StoreError> {
+        let mut lease = None;
         let store: Arc<dyn Store> = match config.nats() {
             Some(options) => {
                 // Still needed for the agent ledger and `agents.toml`.
@@ -47,7 +57,11 @@ impl AppState {
                     path: path.display().to_string(),
                     source,
                 })?;
-                Arc::new(NatsStore::connect(&options).await?)
+                let store = NatsStore::connect(&options).await?;
+                lease = Some(Arc::new(
+                    store.acquire_lease(options.lease_ttl, standing_by).await?,
+                ));
+                Arc::new(store)
             }
             None => {
                 let dir = config.data_dir();
@@ -84,6 +98,7 @@ impl AppState {
             config: Arc::new(config),
             shutdown,
             engine: Arc::new(engine),
+            lease,
         })
     }
 }

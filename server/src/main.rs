@@ -3,6 +3,7 @@
 use clap::Parser;
 use server::{AppState, Config};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -34,7 +35,34 @@ async fn main() -> std::process::ExitCode {
         eprintln!("tether: {err}");
         return std::process::ExitCode::FAILURE;
     }
-    let state = match AppState::open(config).await {
+    // On NATS another replica may be active: until this one is, it answers 503 on a
+    // copy of the listener.
+    let stop_standby = CancellationToken::new();
+    let standby = match listener
+        .local_addr()
+        .and_then(|_| clone_listener(&listener))
+    {
+        Ok(copy) => Some(tokio::spawn(server::http::serve_standby(
+            copy,
+            stop_standby.clone(),
+        ))),
+        Err(err) => {
+            eprintln!("tether: cannot listen on {addr}: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let shown = listener.local_addr().unwrap_or(addr);
+    let opened = tokio::select! {
+        opened = AppState::open_as_replica(config, |active| {
+            println!("Tether is standing by at http://{shown}/ while {active} is active");
+        }) => opened,
+        () = shutdown_signal() => return std::process::ExitCode::SUCCESS,
+    };
+    stop_standby.cancel();
+    if let Some(standby) = standby {
+        let _ = standby.await;
+    }
+    let state = match opened {
         Ok(state) => state,
         // A `DataDir` error already names the directory; the others do not.
         Err(err @ server::store::StoreError::DataDir { .. }) => {
@@ -56,13 +84,38 @@ async fn main() -> std::process::ExitCode {
         "Tether is serving http://{}/{login}",
         listener.local_addr().unwrap_or(addr)
     );
-    match server::run(listener, state, shutdown_signal()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    let lease = state.lease.clone();
+    let lost = lease.as_ref().map(|l| l.lost()).unwrap_or_default();
+    let lost_watch = lost.clone();
+    let shutdown = async move {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = lost_watch.cancelled() => {
+                eprintln!("tether: this replica lost its lease; stopping every command and agent");
+            }
+        }
+    };
+    let served = server::run(listener, state, shutdown).await;
+    let lost_lease = lost.is_cancelled();
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    match served {
+        Ok(()) if !lost_lease => std::process::ExitCode::SUCCESS,
+        Ok(()) => std::process::ExitCode::FAILURE,
         Err(err) => {
             eprintln!("tether: {err}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// A second handle on the same listening socket.
+fn clone_listener(listener: &TcpListener) -> std::io::Result<TcpListener> {
+    let copy = socket2::SockRef::from(listener).try_clone()?;
+    let std: std::net::TcpListener = copy.into();
+    std.set_nonblocking(true)?;
+    TcpListener::from_std(std)
 }
 
 async fn shutdown_signal() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use app::protocol::{Message, MessageType};
 use async_trait::async_trait;
-use common::{StatusCode, TestServer, assert_error, open_store};
+use common::{StatusCode, TestServer, assert_error, open_engine_store};
 use serde_json::json;
 use server::agent::{Agent, Agents, Attachment, Instance, Turn, TurnEnd, TurnError};
 use server::engine::{Engine, EngineSettings};
@@ -97,7 +97,7 @@ impl Instance for Mirror {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_conversation_runs_its_own_agent() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = open_store(dir.path()).await;
+    let store = open_engine_store(dir.path()).await;
     let mut agents = Agents::builtin(Toolbox::new(16, &["TETHER_*".into()]));
     agents.add(Arc::new(Mirror));
     let settings = EngineSettings {

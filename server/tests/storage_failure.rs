@@ -113,7 +113,7 @@ struct Setup {
 async fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Arc::new(FlakyStore {
-        inner: common::open_store(dir.path()).await,
+        inner: common::open_engine_store(dir.path()).await,
         mode: AtomicU8::new(OK),
     });
     let settings = EngineSettings {

@@ -12,6 +12,7 @@ mod share;
 mod share_api;
 mod site;
 mod sse;
+mod standby;
 mod transcript;
 
 use std::future::Future;
@@ -30,6 +31,7 @@ pub use reads::parse_index;
 pub use security::Guard;
 pub use share::Shares;
 pub use site::leptos_options;
+pub use standby::serve_standby;
 
 use crate::config::Config;
 use crate::engine::Engine;
@@ -56,6 +58,9 @@ pub struct AppState {
     pub guard: Arc<Guard>,
     /// Read-only share links, cached from the store.
     pub shares: Arc<Shares>,
+    /// On NATS, the lease that makes this replica the active one; everything stops
+    /// when it is lost.
+    pub lease: Option<Arc<crate::store::Lease>>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

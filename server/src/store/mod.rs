@@ -10,7 +10,7 @@ mod nats;
 mod share_sql;
 mod sqlite;
 
-pub use nats::{NatsOptions, NatsStore};
+pub use nats::{Lease, NatsOptions, NatsStore};
 pub use sqlite::SqliteStore;
 
 use app::protocol::MessageType;

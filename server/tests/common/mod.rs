@@ -8,12 +8,14 @@
 //! - `sse`: the event streams, kept whole for assertions.
 //! - `assert`: assertions and helpers over messages and responses.
 //! - `procs`: markers, /proc scans, cleanup and `git`.
+//! - `nats`: a real `nats-server` for the replica tests.
 
 #![allow(dead_code, unused_imports)]
 
 mod agent;
 mod api;
 mod assert;
+mod nats;
 mod procs;
 mod server;
 mod sse;
@@ -22,8 +24,9 @@ use std::time::Duration;
 
 pub use agent::*;
 pub use assert::*;
+pub use nats::NatsServer;
 pub use procs::*;
-pub use server::{TestServer, open_store, sqlite_only, suite_nats_url};
+pub use server::{TestServer, open_engine_store, open_store, sqlite_only, suite_nats_url};
 pub use sse::{Ev, Sse};
 pub use tether_testkit::{Request, Response, SseReader, StatusCode, header};
 

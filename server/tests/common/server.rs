@@ -55,20 +55,46 @@ pub fn nats_prefix_for(dir: &Path) -> String {
     format!("t{clean}")
 }
 
-/// The store the suite runs against, for tests that drive the engine directly:
+fn suite_nats_options(url: String, dir: &Path) -> NatsOptions {
+    NatsOptions {
+        url,
+        creds: None,
+        prefix: nats_prefix_for(dir),
+        replicas: 1,
+        lease_ttl: Duration::from_secs(10),
+    }
+}
+
+/// The store the suite runs against, for reading and writing records directly:
 /// NATS (under a prefix of its own) when the suite has one, else SQLite in `dir`.
+/// On NATS it cannot append (it holds no lease): see `open_engine_store`.
 pub async fn open_store(dir: &Path) -> Arc<dyn Store> {
     match suite_nats_url() {
         Some(url) => Arc::new(
-            NatsStore::connect(&NatsOptions {
-                url,
-                creds: None,
-                prefix: nats_prefix_for(dir),
-                replicas: 1,
-            })
-            .await
-            .expect("connect to the suite's NATS server"),
+            NatsStore::connect(&suite_nats_options(url, dir))
+                .await
+                .expect("connect to the suite's NATS server"),
         ),
+        None => Arc::new(SqliteStore::open(dir).expect("open the store")),
+    }
+}
+
+/// Like `open_store`, for tests that run an engine on it: on NATS it also takes
+/// the lease (renewed until the runtime ends), as a replica does.
+pub async fn open_engine_store(dir: &Path) -> Arc<dyn Store> {
+    match suite_nats_url() {
+        Some(url) => {
+            let store = NatsStore::connect(&suite_nats_options(url, dir))
+                .await
+                .expect("connect to the suite's NATS server");
+            store
+                .acquire_lease(Duration::from_secs(10), |active| {
+                    panic!("a fresh prefix has an active replica: {active}")
+                })
+                .await
+                .expect("take the lease");
+            Arc::new(store)
+        }
         None => Arc::new(SqliteStore::open(dir).expect("open the store")),
     }
 }
@@ -100,6 +126,20 @@ pub struct TestServer {
     /// e.g. `bash -c '…; exec "$0" "$@"'` to set resource limits. Empty: run it directly.
     wrapper: Vec<String>,
     starts: usize,
+    /// `(url, prefix)`: a replica on this NATS instead of the suite's store.
+    nats: Option<(String, String)>,
+    /// The binary said it is standing by and has not said it serves since.
+    standing_by: bool,
+    /// Addresses the running binary announces (`serving` or `standby`), in order.
+    announced: Option<std::sync::mpsc::Receiver<Announce>>,
+}
+
+/// What the binary prints once it listens.
+enum Announce {
+    /// "Tether is standing by at …": another replica is active.
+    Standby(String),
+    /// "Tether is serving …".
+    Serving(String),
 }
 
 impl TestServer {
@@ -156,6 +196,42 @@ impl TestServer {
             envs: Vec::new(),
             wrapper: Vec::new(),
             starts: 0,
+            nats: None,
+            standing_by: false,
+            announced: None,
+        }
+    }
+
+    /// A replica on `nats_url` under `prefix`, with its own data directory: returns
+    /// once it is serving or standing by (see `is_standing_by`).
+    pub fn replica(nats_url: &str, prefix: &str, extra_args: &[&str]) -> Self {
+        let mut server = Self::new(extra_args);
+        server.nats = Some((nats_url.to_string(), prefix.to_string()));
+        server.spawn_announced(false);
+        server
+    }
+
+    /// Whether the binary last said it is standing by (rather than serving).
+    pub fn is_standing_by(&self) -> bool {
+        self.standing_by
+    }
+
+    /// Waits (up to `timeout`) until a standby replica says it is serving.
+    pub fn wait_serving(&mut self, timeout: Duration) {
+        let rx = self.announced.as_ref().expect("a running binary");
+        loop {
+            match rx.recv_timeout(timeout) {
+                Ok(Announce::Serving(url)) => {
+                    self.standing_by = false;
+                    self.set_url(&url);
+                    return;
+                }
+                Ok(Announce::Standby(_)) => {}
+                Err(_) => panic!(
+                    "the replica did not start serving within {timeout:?}; its log:\n{}",
+                    self.logs()
+                ),
+            }
         }
     }
 
@@ -165,12 +241,24 @@ impl TestServer {
 
     /// Where this server keeps conversations: the flags that pick the store.
     fn store_args(&self) -> Vec<String> {
+        if let Some((url, prefix)) = &self.nats {
+            return vec![
+                "--nats".into(),
+                url.clone(),
+                "--nats-prefix".into(),
+                prefix.clone(),
+            ];
+        }
         match suite_nats_url() {
             Some(url) => vec![
                 "--nats".into(),
                 url,
                 "--nats-prefix".into(),
                 nats_prefix_for(self.root.path()),
+                // A server killed with -9 holds the lease this long: its restart
+                // stands by until then.
+                "--nats-lease-secs".into(),
+                "5".into(),
             ],
             None => Vec::new(),
         }
@@ -266,6 +354,10 @@ impl TestServer {
     }
 
     fn spawn(&mut self) {
+        self.spawn_announced(true);
+    }
+
+    fn start_child(&mut self) {
         assert!(self.child.is_none(), "the server is already running");
         self.starts += 1;
         let log = std::fs::File::create(self.log_path(self.starts)).expect("create the log file");
@@ -293,30 +385,57 @@ impl TestServer {
             .spawn()
             .expect("spawn the tether binary");
         let stdout = child.stdout.take().expect("the child's stdout");
-        // Read the address on a thread, so a server that never prints cannot hang us.
+        // Read the announcements on a thread, so a server that never prints cannot
+        // hang us.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            for line in lines.by_ref() {
+            // `http://HOST:PORT/…` → `http://HOST:PORT`.
+            let origin = |rest: &str| rest.trim().split('/').take(3).collect::<Vec<_>>().join("/");
+            for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("Tether is serving ") {
-                    // `http://HOST:PORT/` or, with a token, `http://HOST:PORT/?token=…`.
-                    let origin = rest.trim().split('/').take(3).collect::<Vec<_>>().join("/");
-                    let _ = tx.send(origin);
-                    break;
-                }
+                let announce = if let Some(rest) = line.strip_prefix("Tether is serving ") {
+                    Announce::Serving(origin(rest))
+                } else if let Some(rest) = line.strip_prefix("Tether is standing by at ") {
+                    Announce::Standby(origin(rest))
+                } else {
+                    continue;
+                };
+                // Keep draining even if nobody listens, so a print never hits a
+                // closed pipe.
+                let _ = tx.send(announce);
             }
-            // Keep draining so a later print never hits a closed pipe.
-            for _ in lines {}
         });
         self.child = Some(child);
-        let url = match rx.recv_timeout(WAIT) {
-            Ok(url) => url,
-            Err(_) => panic!(
-                "the server did not print its address; its log:\n{}",
-                self.logs()
-            ),
-        };
+        self.announced = Some(rx);
+    }
+
+    /// Starts the binary and waits for its address: until it serves, or, unless
+    /// `must_serve`, until it stands by.
+    fn spawn_announced(&mut self, must_serve: bool) {
+        self.start_child();
+        let rx = self.announced.as_ref().expect("a running binary");
+        loop {
+            match rx.recv_timeout(WAIT) {
+                Ok(Announce::Serving(url)) => {
+                    self.standing_by = false;
+                    self.set_url(&url);
+                    return;
+                }
+                Ok(Announce::Standby(url)) if !must_serve => {
+                    self.standing_by = true;
+                    self.set_url(&url);
+                    return;
+                }
+                Ok(Announce::Standby(_)) => {}
+                Err(_) => panic!(
+                    "the server did not print its address; its log:\n{}",
+                    self.logs()
+                ),
+            }
+        }
+    }
+
+    fn set_url(&mut self, url: &str) {
         let addr = url
             .strip_prefix("http://")
             .expect("an http URL")
@@ -364,6 +483,26 @@ impl TestServer {
                 let _ = child.wait();
                 panic!(
                     "the server did not exit within {timeout:?} of SIGTERM; its log:\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("the server is running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for the server") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the server did not exit within {timeout:?}; its log:\n{}",
                     self.logs()
                 );
             }

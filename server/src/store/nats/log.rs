@@ -10,8 +10,10 @@
 //! An append too large for one message is split and published as one atomic batch.
 
 use std::ops::Range;
+use std::time::Duration;
 
 use async_nats::HeaderMap;
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::message::{PublishMessage, StreamMessage};
 use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
 use async_nats::jetstream::{self};
@@ -19,7 +21,9 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use jetstream_extra::batch_fetch::{BatchFetchErrorKind, BatchFetchExt};
 use jetstream_extra::batch_publish::BatchPublishExt;
+use tokio::time::Instant;
 
+use super::lease::Validity;
 use super::{Head, backend};
 use crate::store::{AppendRow, Result, StoreError};
 
@@ -166,12 +170,18 @@ fn pack(rows: &[AppendRow], mut last_eot: Option<u64>, max: usize) -> Result<Vec
     Ok(out)
 }
 
+/// How long an append keeps trying while NATS cannot be reached (the lease may
+/// end it sooner).
+const RETRY_FOR: Duration = Duration::from_secs(30);
+
 /// Appends one conversation's rows, fenced on the head it was given.
 pub(super) struct Writer<'a> {
     pub js: &'a jetstream::Context,
     pub log: &'a Stream,
     pub subject: &'a str,
     pub max_payload: usize,
+    /// Whether this process still holds the lease; checked before every attempt.
+    pub validity: &'a Validity,
 }
 
 impl Writer<'_> {
@@ -192,19 +202,59 @@ impl Writer<'_> {
             next_idx: head.next_idx + rows.len() as u64,
             last_eot,
         };
-        match self.publish(head.last_seq, messages).await {
-            Ok(last_seq) => Ok(Head {
-                last_seq,
-                ..written
-            }),
-            Err(err) => self.settle(head, written, rows, err).await,
+        // A publish that failed for want of NATS (reconnecting, restarting, a lost
+        // ack) is tried again with the same expectation, so it cannot land twice:
+        // meanwhile the command's output waits in its bounded channel.
+        let deadline = Instant::now() + RETRY_FOR;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            self.validity.check()?;
+            let (transient, err) = match self.publish(head.last_seq, messages.clone()).await {
+                Ok(last_seq) => {
+                    return Ok(Head {
+                        last_seq,
+                        ..written
+                    });
+                }
+                Err(failure) => failure,
+            };
+            let settled = self.settle(head, written, rows, err).await;
+            match settled {
+                Ok(head) => return Ok(head),
+                Err(StoreError::Conflict(why)) => return Err(StoreError::Conflict(why)),
+                Err(err) if (transient || !self.connected()) && Instant::now() < deadline => {
+                    tracing::warn!(error = %err, "an append to NATS failed; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                Err(err) => return Err(err),
+            }
         }
+    }
+
+    fn connected(&self) -> bool {
+        self.js.client().connection_state() == async_nats::connection::State::Connected
     }
 
     /// Publishes one message, or several as atomic batches of at most `MAX_BATCH`,
     /// each fenced on the sequence the previous one ended at. Returns the last
     /// message's sequence.
-    async fn publish(&self, mut expected: u64, messages: Vec<PublishMessage>) -> Result<u64> {
+    /// On error, also says whether it is worth trying again (NATS was unreachable).
+    async fn publish(
+        &self,
+        mut expected: u64,
+        messages: Vec<PublishMessage>,
+    ) -> std::result::Result<u64, (bool, StoreError)> {
+        fn failed(e: PublishError) -> (bool, StoreError) {
+            let transient = matches!(
+                e.kind(),
+                PublishErrorKind::TimedOut
+                    | PublishErrorKind::BrokenPipe
+                    | PublishErrorKind::StreamNotFound
+            );
+            (transient, backend("cannot append", e))
+        }
+        let batch_failed = |e| (false, backend("cannot append", e));
         if messages.len() == 1 {
             let message = messages.into_iter().next().unwrap_or_default();
             let ack = self
@@ -214,9 +264,9 @@ impl Writer<'_> {
                     message.expected_last_subject_sequence(expected),
                 )
                 .await
-                .map_err(|e| backend("cannot append", e))?
+                .map_err(failed)?
                 .await
-                .map_err(|e| backend("cannot append", e))?;
+                .map_err(failed)?;
             return Ok(ack.sequence);
         }
         let mut messages = messages.into_iter().peekable();
@@ -237,17 +287,14 @@ impl Writer<'_> {
                         std::mem::replace(&mut batch, self.js.batch_publish().build())
                             .commit_message(outbound)
                             .await
-                            .map_err(|e| backend("cannot append", e))?,
+                            .map_err(batch_failed)?,
                     );
                 } else {
-                    batch
-                        .add_message(outbound)
-                        .await
-                        .map_err(|e| backend("cannot append", e))?;
+                    batch.add_message(outbound).await.map_err(batch_failed)?;
                 }
             }
             expected = ack
-                .ok_or_else(|| StoreError::Backend("NATS: an empty batch".into()))?
+                .ok_or_else(|| (false, StoreError::Backend("NATS: an empty batch".into())))?
                 .sequence;
         }
         Ok(expected)

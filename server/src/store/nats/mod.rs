@@ -13,12 +13,15 @@
 //! Nothing is ever deleted or trimmed here. The stream discards *new* messages when
 //! it is full, so a full stream refuses writes instead of dropping old ones.
 
+mod lease;
 mod log;
 mod records;
 
+pub use lease::Lease;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use app::protocol::MessageType;
@@ -40,6 +43,9 @@ pub struct NatsOptions {
     pub prefix: String,
     /// Copies JetStream keeps of the log and the buckets (3 for a production cluster).
     pub replicas: usize,
+    /// How long the active replica's lease lasts without a renewal: the longest a
+    /// standby waits after the active one died.
+    pub lease_ttl: Duration,
 }
 
 /// Where a conversation's log ends, as this process last wrote or read it.
@@ -72,6 +78,10 @@ pub struct NatsStore {
     heads: Mutex<HashMap<String, Head>>,
     /// The largest message the server accepts, headers included.
     max_payload: usize,
+    /// The bucket holding the lease that makes one replica the active one.
+    lease_bucket: kv::Store,
+    /// Until when this process holds the lease; appends are refused outside it.
+    validity: Arc<lease::Validity>,
 }
 
 fn backend(what: &str, err: impl std::fmt::Display) -> StoreError {
@@ -135,6 +145,15 @@ impl NatsStore {
         };
         let conversations = records::bucket(&js, bucket(format!("{prefix}-conversations"))).await?;
         let shares = records::bucket(&js, bucket(format!("{prefix}-shares"))).await?;
+        // Created with the TTL asked for, or updated to it, so every replica agrees.
+        let lease_name = format!("{prefix}-lease");
+        let lease_bucket = js
+            .create_or_update_key_value(kv::Config {
+                max_age: options.lease_ttl,
+                ..bucket(lease_name.clone())
+            })
+            .await
+            .map_err(|e| backend(&format!("cannot open the bucket {lease_name}"), e))?;
         Ok(NatsStore {
             js,
             log,
@@ -144,7 +163,36 @@ impl NatsStore {
             shares,
             heads: Mutex::new(HashMap::new()),
             max_payload,
+            lease_bucket,
+            validity: Arc::default(),
         })
+    }
+
+    /// Waits until no other replica is active, then takes the lease; appends are
+    /// refused until then. `standing_by` is called with the active replica's name if
+    /// this one has to wait.
+    pub async fn acquire_lease(
+        &self,
+        ttl: Duration,
+        standing_by: impl FnOnce(&str),
+    ) -> Result<Lease> {
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "unknown".into());
+        let holder = format!(
+            "{host} pid {} ({})",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        Lease::acquire(
+            self.lease_bucket.clone(),
+            holder,
+            ttl,
+            self.validity.clone(),
+            standing_by,
+        )
+        .await
     }
 
     fn subject(&self, conversation: &str) -> Result<String> {
@@ -204,6 +252,7 @@ impl Store for NatsStore {
         let Some(first) = rows.first() else {
             return Ok(());
         };
+        self.validity.check()?;
         let subject = self.subject(conversation)?;
         let head = self.head(conversation).await?;
         if first.idx != head.next_idx {
@@ -220,6 +269,7 @@ impl Store for NatsStore {
             log: &self.log,
             subject: &subject,
             max_payload: self.max_payload,
+            validity: &self.validity,
         };
         match writer.append(head, &rows).await {
             Ok(new_head) => {
