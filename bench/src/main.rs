@@ -43,6 +43,10 @@ struct Cli {
     /// Everything tiny, no ttyd, no browser; exits non-zero on wrong output.
     #[arg(long)]
     smoke: bool,
+    /// Every Tether keeps its data in NATS JetStream at this URL instead of SQLite
+    /// (a `nats-server -js` you started).
+    #[arg(long)]
+    nats: Option<String>,
     #[command(subcommand)]
     helper: Option<Helper>,
 }
@@ -460,6 +464,9 @@ async fn bundle(rep: &mut Report) -> Result<(), String> {
 }
 
 async fn run(cli: Cli) -> Result<Report, String> {
+    if let Some(url) = cli.nats.clone() {
+        procs::use_nats(url);
+    }
     let tether = cli.tether.unwrap_or_else(procs::default_tether);
     if !tether.exists() {
         return Err(format!(

@@ -104,13 +104,31 @@ async fn wait_for_addr<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
     Ok(addr)
 }
 
-/// Starts `tether` on 127.0.0.1:0 with `data_dir`.
+/// The NATS server every Tether of this run keeps its data in (`--nats`); unset,
+/// SQLite in the data directory.
+static NATS_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+pub fn use_nats(url: String) {
+    let _ = NATS_URL.set(url);
+}
+
+/// Starts `tether` on 127.0.0.1:0 with `data_dir` (and on NATS, a prefix of its own
+/// named after the data directory).
 pub async fn start_tether(bin: &Path, data_dir: &Path) -> Result<Server> {
     let mut cmd = Command::new(bin);
     cmd.arg("--addr")
         .arg("127.0.0.1:0")
         .arg("--data-dir")
-        .arg(data_dir)
+        .arg(data_dir);
+    if let Some(url) = NATS_URL.get() {
+        let name = data_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("bench")
+            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "");
+        cmd.arg("--nats").arg(url).arg("--nats-prefix").arg(name);
+    }
+    cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -28,6 +28,23 @@ export interface StartOptions {
 
 /** Starts `tether` and resolves once it prints the address it serves. */
 export async function startServer(opts: StartOptions = {}): Promise<Server> {
+  const replica = await startReplica(opts);
+  await replica.serving;
+  return replica;
+}
+
+export interface Replica extends Server {
+  /** True if it started as a standby (another replica is active). */
+  standby: boolean;
+  /** Resolves once it serves (at once for the active replica). */
+  serving: Promise<void>;
+}
+
+/**
+ * Starts `tether` and resolves once it listens: serving, or (on NATS, while another
+ * replica is active) standing by; `serving` resolves when it takes over.
+ */
+export async function startReplica(opts: StartOptions = {}): Promise<Replica> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "tether-e2e-"));
   const addr = `127.0.0.1:${opts.port ?? 0}`;
   const proc = spawn(tetherBin, ["--addr", addr, "--data-dir", dataDir, ...(opts.args ?? [])], {
@@ -36,20 +53,25 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
     stdio: ["ignore", "pipe", "inherit"],
   });
   const exited = new Promise<void>((done) => proc.once("exit", () => done()));
-  const url = await new Promise<string>((ok, fail) => {
-    let seen = "";
+  let seen = "";
+  let markServing: () => void = () => {};
+  const serving = new Promise<void>((ok) => (markServing = ok));
+  const { url, standby } = await new Promise<{ url: string; standby: boolean }>((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`tether did not start: ${seen}`)), 30_000);
     proc.stdout!.on("data", (chunk: Buffer) => {
       seen += chunk.toString();
-      const match = /Tether is serving (http:\/\/[^\s/]+)/.exec(seen);
+      const served = /Tether is serving (http:\/\/[^\s/]+)/.exec(seen);
+      const waiting = /Tether is standing by at (http:\/\/[^\s/]+)/.exec(seen);
+      if (served) markServing();
+      const match = served ?? waiting;
       if (match) {
         clearTimeout(timer);
-        ok(match[1]);
+        ok({ url: match[1], standby: !served });
       }
     });
     proc.once("exit", (code) => {
       clearTimeout(timer);
-      fail(new Error(`tether exited with ${code} before serving: ${seen}`));
+      fail(new Error(`tether exited with ${code} before listening: ${seen}`));
     });
   });
   const port = Number(new URL(url).port);
@@ -63,6 +85,8 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
     port,
     dataDir,
     proc,
+    standby,
+    serving,
     stop: (o) => finish("SIGTERM", o?.keepData ?? false),
     kill: () => finish("SIGKILL", true),
   };
