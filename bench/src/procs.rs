@@ -128,8 +128,7 @@ pub async fn start_tether(bin: &Path, data_dir: &Path) -> Result<Server> {
             .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "");
         cmd.arg("--nats").arg(url).arg("--nats-prefix").arg(name);
     }
-    cmd
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true);

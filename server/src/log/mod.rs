@@ -108,7 +108,12 @@ impl Log {
             rows.push(entry.row(message));
             out.push(Arc::new(entry));
         }
-        self.store.append(&self.conversation_id, rows).await?;
+        if let Err(err) = self.store.append(&self.conversation_id, rows).await {
+            if matches!(err, StoreError::Conflict(_)) {
+                self.catch_up(&mut *next_idx).await;
+            }
+            return Err(err);
+        }
         *next_idx += out.len() as u64;
         let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
         for entry in &out {
@@ -129,6 +134,31 @@ impl Log {
         self.len.send_replace(len);
         drop(next_idx);
         Ok(out)
+    }
+
+    /// After a refused append (another writer got there first: a replica that lost
+    /// its lease in the middle of a write), takes the store's messages as the log's,
+    /// so the next append follows them instead of being refused for good.
+    async fn catch_up(&self, next_idx: &mut u64) {
+        let Ok(count) = self.store.message_count(&self.conversation_id).await else {
+            return;
+        };
+        if count <= *next_idx {
+            return;
+        }
+        tracing::warn!(
+            conversation = %self.conversation_id,
+            from = *next_idx,
+            to = count,
+            "the log grew without this process; following it"
+        );
+        *next_idx = count;
+        let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        tail.entries.clear();
+        tail.bytes = 0;
+        tail.next_idx = count;
+        drop(tail);
+        self.len.send_replace(count);
     }
 
     /// The number of messages in the log.

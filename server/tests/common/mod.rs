@@ -24,9 +24,9 @@ use std::time::Duration;
 
 pub use agent::*;
 pub use assert::*;
-pub use nats::NatsServer;
+pub use nats::{NatsServer, open_engine_store, open_store, sqlite_only, suite_nats_url};
 pub use procs::*;
-pub use server::{TestServer, open_engine_store, open_store, sqlite_only, suite_nats_url};
+pub use server::TestServer;
 pub use sse::{Ev, Sse};
 pub use tether_testkit::{Request, Response, SseReader, StatusCode, header};
 

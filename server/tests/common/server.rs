@@ -21,83 +21,11 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use server::store::{NatsOptions, NatsStore, SqliteStore, Store};
+use server::store::Store;
 use tempfile::TempDir;
 
 use super::WAIT;
-
-/// The NATS server the whole suite runs against when the test command started one
-/// (`TETHER_TEST_NATS_URL`); otherwise every server keeps its data in SQLite.
-pub fn suite_nats_url() -> Option<String> {
-    std::env::var("TETHER_TEST_NATS_URL")
-        .ok()
-        .filter(|url| !url.trim().is_empty())
-}
-
-/// True (after saying so) when the suite runs on NATS and the test is about SQLite's
-/// own files.
-pub fn sqlite_only(test: &str) -> bool {
-    let nats = suite_nats_url().is_some();
-    if nats {
-        println!("[skip] {test}: about SQLite's files; this pass runs on NATS");
-    }
-    nats
-}
-
-/// A NATS name prefix of its own for the data under `dir`, so tests sharing one
-/// NATS server never see each other's conversations.
-pub fn nats_prefix_for(dir: &Path) -> String {
-    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("t");
-    let clean: String = name
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect();
-    format!("t{clean}")
-}
-
-fn suite_nats_options(url: String, dir: &Path) -> NatsOptions {
-    NatsOptions {
-        url,
-        creds: None,
-        prefix: nats_prefix_for(dir),
-        replicas: 1,
-        lease_ttl: Duration::from_secs(10),
-    }
-}
-
-/// The store the suite runs against, for reading and writing records directly:
-/// NATS (under a prefix of its own) when the suite has one, else SQLite in `dir`.
-/// On NATS it cannot append (it holds no lease): see `open_engine_store`.
-pub async fn open_store(dir: &Path) -> Arc<dyn Store> {
-    match suite_nats_url() {
-        Some(url) => Arc::new(
-            NatsStore::connect(&suite_nats_options(url, dir))
-                .await
-                .expect("connect to the suite's NATS server"),
-        ),
-        None => Arc::new(SqliteStore::open(dir).expect("open the store")),
-    }
-}
-
-/// Like `open_store`, for tests that run an engine on it: on NATS it also takes
-/// the lease (renewed until the runtime ends), as a replica does.
-pub async fn open_engine_store(dir: &Path) -> Arc<dyn Store> {
-    match suite_nats_url() {
-        Some(url) => {
-            let store = NatsStore::connect(&suite_nats_options(url, dir))
-                .await
-                .expect("connect to the suite's NATS server");
-            store
-                .acquire_lease(Duration::from_secs(10), |active| {
-                    panic!("a fresh prefix has an active replica: {active}")
-                })
-                .await
-                .expect("take the lease");
-            Arc::new(store)
-        }
-        None => Arc::new(SqliteStore::open(dir).expect("open the store")),
-    }
-}
+use super::nats::{nats_prefix_for, open_store, suite_nats_url};
 
 /// The one place the tests open the server's state (`AppState::open`).
 async fn open_state(config: server::Config) -> server::AppState {
