@@ -86,23 +86,18 @@ async fn main() -> std::process::ExitCode {
     );
     let lease = state.lease.clone();
     let lost = lease.as_ref().map(|l| l.lost()).unwrap_or_default();
-    let lost_watch = lost.clone();
-    let shutdown = async move {
-        tokio::select! {
-            () = shutdown_signal() => {}
-            () = lost_watch.cancelled() => {
-                eprintln!("tether: this replica lost its lease; stopping every command and agent");
-            }
-        }
-    };
-    let served = server::run(listener, state, shutdown).await;
+    // `run` also stops on a lost lease.
+    let served = server::run(listener, state, shutdown_signal()).await;
     let lost_lease = lost.is_cancelled();
     if let Some(lease) = lease {
         lease.release().await;
     }
     match served {
         Ok(()) if !lost_lease => std::process::ExitCode::SUCCESS,
-        Ok(()) => std::process::ExitCode::FAILURE,
+        Ok(()) => {
+            eprintln!("tether: this replica lost its lease; it stopped every command and agent");
+            std::process::ExitCode::FAILURE
+        }
         Err(err) => {
             eprintln!("tether: {err}");
             std::process::ExitCode::FAILURE

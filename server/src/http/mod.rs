@@ -124,6 +124,17 @@ pub async fn run(
     let stopping = token.clone();
     let engine = state.engine.clone();
     let closing = engine.clone();
+    // A replica that lost its lease must stop everything it runs at once, however
+    // it was started.
+    let lost = state.lease.as_ref().map(|l| l.lost()).unwrap_or_default();
+    let shutdown = async move {
+        tokio::select! {
+            () = shutdown => {}
+            () = lost.cancelled() => {
+                tracing::error!("this replica lost its lease; stopping every command and agent");
+            }
+        }
+    };
     let router = app(state);
     let serve = axum::serve(
         listener,

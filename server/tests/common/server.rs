@@ -183,10 +183,6 @@ impl TestServer {
                 url,
                 "--nats-prefix".into(),
                 nats_prefix_for(self.root.path()),
-                // A server killed with -9 holds the lease this long: its restart
-                // stands by until then.
-                "--nats-lease-secs".into(),
-                "5".into(),
             ],
             None => Vec::new(),
         }

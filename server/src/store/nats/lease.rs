@@ -54,6 +54,14 @@ impl Validity {
         }
     }
 
+    /// How long the lease lasts from now (zero once it does not).
+    fn left(&self) -> Duration {
+        let until = *self.until.lock().unwrap_or_else(|p| p.into_inner());
+        until.map_or(Duration::ZERO, |until| {
+            until.saturating_duration_since(Instant::now())
+        })
+    }
+
     fn lose(&self) {
         self.set(None);
         self.lost.cancel();
@@ -148,8 +156,11 @@ impl Lease {
                 }
                 let sent = Instant::now();
                 let last = *revision.lock().unwrap_or_else(|p| p.into_inner());
+                // A slow answer is still a renewal: the attempt may take as long as
+                // the lease has left.
+                let left = validity.left();
                 let renewed =
-                    tokio::time::timeout(ttl / 4, bucket.update(KEY, holder.clone().into(), last))
+                    tokio::time::timeout(left, bucket.update(KEY, holder.clone().into(), last))
                         .await;
                 match renewed {
                     Ok(Ok(new)) => {
@@ -165,7 +176,7 @@ impl Lease {
                         // NATS unreachable or slow: keep trying while the lease lasts.
                         let why = match failed {
                             Ok(Err(e)) => e.to_string(),
-                            _ => "timed out".into(),
+                            _ => "no answer while the lease lasted".into(),
                         };
                         tracing::warn!(why, "cannot renew the lease");
                         if validity.check().is_err() {

@@ -96,6 +96,22 @@ fn valid_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+async fn open_connection(options: &NatsOptions, name: &str) -> Result<async_nats::Client> {
+    let mut connect = async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(Duration::from_secs(5));
+    if let Some(creds) = &options.creds {
+        connect = connect
+            .credentials_file(creds)
+            .await
+            .map_err(|e| backend(&format!("cannot read {}", creds.display()), e))?;
+    }
+    connect
+        .connect(options.url.as_str())
+        .await
+        .map_err(|e| backend(&format!("cannot connect to {}", options.url), e))
+}
+
 impl NatsStore {
     /// Connects and creates the stream and buckets if they do not exist yet (an
     /// existing stream keeps its configuration, limits included).
@@ -106,19 +122,10 @@ impl NatsStore {
                 options.prefix
             )));
         }
-        let mut connect = async_nats::ConnectOptions::new()
-            .name("tether")
-            .connection_timeout(Duration::from_secs(5));
-        if let Some(creds) = &options.creds {
-            connect = connect
-                .credentials_file(creds)
-                .await
-                .map_err(|e| backend(&format!("cannot read {}", creds.display()), e))?;
-        }
-        let client = connect
-            .connect(options.url.as_str())
-            .await
-            .map_err(|e| backend(&format!("cannot connect to {}", options.url), e))?;
+        let client = open_connection(options, "tether").await?;
+        // The lease gets a connection of its own, so its renewals never queue behind
+        // a flood's appends on one socket.
+        let lease_client = open_connection(options, "tether-lease").await?;
         let max_payload = client.server_info().max_payload;
         let js = jetstream::new(client);
         let prefix = &options.prefix;
@@ -147,7 +154,7 @@ impl NatsStore {
         let shares = records::bucket(&js, bucket(format!("{prefix}-shares"))).await?;
         // Created with the TTL asked for, or updated to it, so every replica agrees.
         let lease_name = format!("{prefix}-lease");
-        let lease_bucket = js
+        let lease_bucket = jetstream::new(lease_client)
             .create_or_update_key_value(kv::Config {
                 max_age: options.lease_ttl,
                 ..bucket(lease_name.clone())
