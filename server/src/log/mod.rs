@@ -110,7 +110,7 @@ impl Log {
         }
         if let Err(err) = self.store.append(&self.conversation_id, rows).await {
             if matches!(err, StoreError::Conflict(_)) {
-                self.catch_up(&mut *next_idx).await;
+                self.catch_up(&mut next_idx).await;
             }
             return Err(err);
         }
