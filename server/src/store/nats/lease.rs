@@ -20,7 +20,6 @@ use async_nats::jetstream::kv;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::backend;
 use crate::store::{Result, StoreError};
 
 /// The one key in the lease bucket.
@@ -112,7 +111,11 @@ impl Lease {
                     // Polled: expiry by age leaves no marker to watch for.
                     tokio::time::sleep(ttl / 20).await;
                 }
-                Err(e) => return Err(backend("cannot take the lease", e)),
+                Err(e) => {
+                    // NATS unreachable for a moment: a standby keeps standing by.
+                    tracing::warn!(error = %e, "cannot take the lease yet");
+                    tokio::time::sleep(ttl / 20).await;
+                }
             }
         };
         tracing::info!(
