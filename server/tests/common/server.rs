@@ -394,24 +394,8 @@ impl TestServer {
 
     /// Sends SIGTERM and waits up to `timeout` for the process to exit.
     pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
-        let pid = self.pid();
-        kill(pid, Signal::SIGTERM).expect("send SIGTERM");
-        let mut child = self.child.take().expect("the server is running");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait().expect("wait for the server") {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the server did not exit within {timeout:?} of SIGTERM; its log:\n{}",
-                    self.logs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        kill(self.pid(), Signal::SIGTERM).expect("send SIGTERM");
+        self.wait_exit(timeout)
     }
 
     /// Waits up to `timeout` for the process to exit on its own.
