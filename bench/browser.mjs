@@ -6,7 +6,7 @@
 // - frames: requestAnimationFrame deltas while `head -c N /dev/urandom | base64` streams.
 import { tmpdir } from "node:os";
 
-import { apiClient, launch } from "./chromium.mjs";
+import { apiClient, launch, startFrames, stopFrames } from "./chromium.mjs";
 
 const base = process.argv[2];
 const floodBytes = Number(process.argv[3] ?? 30_000_000);
@@ -53,16 +53,7 @@ try {
 
   const c2 = await api("POST", "/api/conversations", { cwd: tmpdir() });
   await open(c2.id);
-  await page.evaluate(() => {
-    window.__frames = [];
-    let last = performance.now();
-    const tick = (t) => {
-      window.__frames.push(t - last);
-      last = t;
-      if (!window.__stop) requestAnimationFrame(tick);
-    };
-    requestAnimationFrame(tick);
-  });
+  await startFrames(page);
   const t2 = await send(`head -c ${floodBytes} /dev/urandom | base64`);
   await page.waitForFunction(
     () => document.querySelector('[data-testid="tool-card"]')?.dataset.status === "completed",
@@ -70,22 +61,8 @@ try {
     { polling: 250, timeout: 300_000 },
   );
   const flood_ms = performance.now() - t2;
-  const frames = await page.evaluate(() => {
-    window.__stop = true;
-    return window.__frames.slice(1);
-  });
-  frames.sort((a, b) => a - b);
-  const q = (p) => frames[Math.min(frames.length - 1, Math.max(0, Math.ceil(p * frames.length) - 1))];
-  console.log(JSON.stringify({
-    render_live_ms,
-    render_load_ms,
-    flood_ms,
-    frames: frames.length,
-    frame_p50_ms: q(0.5),
-    frame_p99_ms: q(0.99),
-    frame_max_ms: frames[frames.length - 1],
-    frames_over_50ms: frames.filter((f) => f > 50).length,
-  }));
+  const frames = await stopFrames(page);
+  console.log(JSON.stringify({ render_live_ms, render_load_ms, flood_ms, ...frames }));
 } finally {
   await browser.close();
 }

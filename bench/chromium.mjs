@@ -27,3 +27,36 @@ export function apiClient(base) {
     return res.json();
   };
 }
+
+// Starts recording `requestAnimationFrame` deltas in `page`.
+export async function startFrames(page) {
+  await page.evaluate(() => {
+    window.__frames = [];
+    let last = performance.now();
+    const tick = (t) => {
+      window.__frames.push(t - last);
+      last = t;
+      if (!window.__stop) requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  });
+}
+
+// Stops recording and summarises the frame times: count, p50, p99, max and how many
+// took over 50 and over 100 ms.
+export async function stopFrames(page) {
+  const frames = await page.evaluate(() => {
+    window.__stop = true;
+    return window.__frames.slice(1);
+  });
+  frames.sort((a, b) => a - b);
+  const q = (p) => frames[Math.min(frames.length - 1, Math.max(0, Math.ceil(p * frames.length) - 1))];
+  return {
+    frames: frames.length,
+    frame_p50_ms: q(0.5),
+    frame_p99_ms: q(0.99),
+    frame_max_ms: frames[frames.length - 1],
+    frames_over_50ms: frames.filter((f) => f > 50).length,
+    frames_over_100ms: frames.filter((f) => f > 100).length,
+  };
+}

@@ -1,12 +1,10 @@
-//! Clients of the three systems: Tether's conversation stream, ttyd's websocket and a
-//! raw in-process PTY.
+//! Clients of Tether's conversation stream and ttyd's websocket (the raw PTY
+//! readers are in `limit`).
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -136,45 +134,6 @@ impl ConvStream {
             }
         }
     }
-}
-
-/// Runs `bash -c command` in a 120×32 PTY and reads it with a 64 KiB buffer, calling
-/// `on_output` for each read. Returns the time from spawn to EOF.
-pub fn raw_pty(command: &str, mut on_output: impl FnMut(&[u8])) -> Result<Duration> {
-    let pair = native_pty_system()
-        .openpty(PtySize {
-            rows: 32,
-            cols: 120,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .map_err(|e| format!("openpty: {e}"))?;
-    let mut cmd = CommandBuilder::new("bash");
-    cmd.arg("-c");
-    cmd.arg(command);
-    cmd.env("TERM", "xterm-256color");
-    let start = Instant::now();
-    let mut child = pair
-        .slave
-        .spawn_command(cmd)
-        .map_err(|e| format!("spawn: {e}"))?;
-    drop(pair.slave);
-    let mut reader = pair
-        .master
-        .try_clone_reader()
-        .map_err(|e| format!("reader: {e}"))?;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => on_output(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("pty read: {e}")),
-        }
-    }
-    let elapsed = start.elapsed();
-    let _ = child.wait();
-    Ok(elapsed)
 }
 
 /// Connects to ttyd's websocket, starts the command and feeds its output to `on_output`

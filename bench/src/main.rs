@@ -4,10 +4,13 @@
 //! `tether-bench --smoke` runs every workload tiny and fails on wrong output (a
 //! correctness check, never a timing assertion).
 
+mod browser;
 mod ceiling;
 mod changes;
 mod check;
 mod client;
+mod fanout;
+mod limit;
 mod procs;
 mod workloads;
 
@@ -176,9 +179,20 @@ async fn throughput(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
     for run in 0..ctx.runs {
         for wl in w::throughput_workloads(ctx.smoke) {
             eprintln!("throughput {} run {}", wl.name, run + 1);
-            let raw = w::raw_throughput(&wl).await?;
+            let (raw, readers) = w::raw_throughput(&wl).await?;
             if let Err(e) = &raw.complete {
                 rep.problem(format!("raw PTY {}: {e}", wl.name));
+            }
+            for (reader, rate) in &readers {
+                match &rate.complete {
+                    Ok(()) => rep.add(
+                        &format!("throughput {}: raw PTY, {reader}", wl.name),
+                        "MB/s",
+                        None,
+                        rate.mb_s,
+                    ),
+                    Err(e) => rep.note(format!("raw PTY {} ({reader}): {e}", wl.name)),
+                }
             }
             let t = Tether::start(&ctx.tether).await?;
             let tr = w::tether_throughput(&t, &wl).await;
@@ -188,7 +202,7 @@ async fn throughput(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
                 rep.problem(format!("Tether {}: {e}", wl.name));
             }
             rep.add(
-                &format!("throughput {}: raw PTY", wl.name),
+                &format!("throughput {}: raw PTY limit (fastest reader)", wl.name),
                 "MB/s",
                 None,
                 raw.mb_s,
@@ -208,7 +222,7 @@ async fn throughput(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
                 );
             }
             rep.add(
-                &format!("throughput {}: Tether / raw PTY", wl.name),
+                &format!("throughput {}: Tether / limit", wl.name),
                 "ratio",
                 Some((">=", 0.9)),
                 tr.mb_s / raw.mb_s,
@@ -225,7 +239,7 @@ async fn throughput(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
                     ty.mb_s,
                 );
                 rep.add(
-                    &format!("throughput {}: ttyd / raw PTY", wl.name),
+                    &format!("throughput {}: ttyd / limit", wl.name),
                     "ratio",
                     None,
                     ty.mb_s / raw.mb_s,
@@ -265,59 +279,6 @@ async fn latency(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
             }
         }
     }
-    Ok(())
-}
-
-async fn fanout(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
-    let sizes: &[usize] = if ctx.smoke {
-        &[1, 10, 50]
-    } else {
-        &[1, 100, 1000]
-    };
-    let ceiling = procs::start_ceiling().await?;
-    for run in 0..ctx.runs {
-        for &n in sizes {
-            eprintln!("fan-out {n} clients run {}", run + 1);
-            let source = w::fan_source_bytes(n, ctx.smoke);
-            let t = Tether::start(&ctx.tether).await?;
-            let tf = w::tether_fanout(&t, n, source).await;
-            t.stop().await;
-            let tf = match tf {
-                Ok(tf) => tf,
-                Err(e) => {
-                    rep.problem(format!("Tether fan-out {n}: {e}"));
-                    continue;
-                }
-            };
-            // The same number of frames (of full 8,000-char chunks) through the ceiling.
-            let frames = check::base64_bytes(source).div_ceil(ceiling::CHUNK_CHARS) + 1;
-            let cf = w::ceiling_fanout(ceiling.addr, n, frames).await?;
-            let target = (n >= 1000).then_some((">=", 0.5));
-            rep.add(
-                &format!("fan-out {n} clients: Tether"),
-                "events/s",
-                None,
-                tf.events_s,
-            );
-            rep.add(
-                &format!("fan-out {n} clients: axum ceiling"),
-                "events/s",
-                None,
-                cf.events_s,
-            );
-            rep.add(
-                &format!("fan-out {n} clients: Tether / ceiling"),
-                "ratio",
-                target,
-                tf.events_s / cf.events_s,
-            );
-            eprintln!(
-                "  tether {} frames/client, ceiling {}",
-                tf.frames, cf.frames
-            );
-        }
-    }
-    ceiling.stop().await;
     Ok(())
 }
 
@@ -370,70 +331,8 @@ async fn replay(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
     Ok(())
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-async fn browser(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
-    let script = workspace_root().join("bench/browser.mjs");
-    for run in 0..ctx.runs {
-        eprintln!("browser run {}", run + 1);
-        let t = Tether::start(&ctx.tether).await?;
-        let out = tokio::process::Command::new("node")
-            .arg(&script)
-            .arg(format!("http://{}", t.addr()))
-            .output()
-            .await;
-        t.stop().await;
-        let out = out.map_err(|e| format!("cannot run node: {e}"))?;
-        if !out.status.success() {
-            rep.problem(format!(
-                "browser script failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .map_err(|e| format!("browser script output: {e}"))?;
-        let get = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
-        rep.add(
-            "browser: render 100,000 lines live (Enter → last line shown)",
-            "ms",
-            None,
-            get("render_live_ms"),
-        );
-        rep.add(
-            "browser: open a 100,000-line conversation (→ last line shown)",
-            "ms",
-            None,
-            get("render_load_ms"),
-        );
-        rep.add(
-            "browser: frames during a 41 MB flood, p50",
-            "ms",
-            None,
-            get("frame_p50_ms"),
-        );
-        rep.add(
-            "browser: frames during a 41 MB flood, p99",
-            "ms",
-            None,
-            get("frame_p99_ms"),
-        );
-        rep.add(
-            "browser: frames during a 41 MB flood, max",
-            "ms",
-            Some(("<=", 50.0)),
-            get("frame_max_ms"),
-        );
-        rep.add(
-            "browser: frames over 50 ms during the flood",
-            "count",
-            None,
-            get("frames_over_50ms"),
-        );
-    }
-    Ok(())
 }
 
 async fn bundle(rep: &mut Report) -> Result<(), String> {
@@ -504,7 +403,7 @@ async fn run(cli: Cli) -> Result<Report, String> {
         rep.problem(format!("latency: {e}"));
     }
     if wants("fanout")
-        && let Err(e) = fanout(&ctx, &mut rep).await
+        && let Err(e) = fanout::fanout(&ctx, &mut rep).await
     {
         rep.problem(format!("fanout: {e}"));
     }
@@ -528,7 +427,7 @@ async fn run(cli: Cli) -> Result<Report, String> {
     }
     if !ctx.smoke
         && wants("browser")
-        && let Err(e) = browser(&ctx, &mut rep).await
+        && let Err(e) = browser::browser(&ctx, &mut rep).await
     {
         rep.problem(format!("browser: {e}"));
     }

@@ -1,6 +1,5 @@
 //! The workloads. Each function does one measurement and checks the output it got.
 
-use std::hash::{DefaultHasher, Hasher};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -9,9 +8,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::check::{OutputCheck, Ticks, base64_bytes, now_ns, quantile, seq_bytes, yes_bytes};
-use crate::client::{ConvStream, raw_pty, ttyd_session};
+use crate::client::{ConvStream, ttyd_session};
+use crate::limit;
 use crate::procs::{self, Tether};
-use tether_testkit::http::{self, Result};
+use tether_testkit::http::Result;
 
 /// A throughput workload: the command and the exact output it must produce.
 #[derive(Clone)]
@@ -63,16 +63,39 @@ fn mb_s(bytes: u64, took: Duration) -> f64 {
     bytes as f64 / 1e6 / took.as_secs_f64()
 }
 
-pub async fn raw_throughput(w: &Throughput) -> Result<Rate> {
+/// The raw PTY limit for `w`: every reader of `limit::READERS` in turn; the fastest
+/// one whose output was complete is the limit. Also returns each reader's rate (or
+/// what was wrong with its output).
+pub async fn raw_throughput(w: &Throughput) -> Result<(Rate, Vec<(String, Rate)>)> {
     let w = w.clone();
     tokio::task::spawn_blocking(move || {
-        let mut check = OutputCheck::new(w.seq_exact);
-        let took = raw_pty(&w.command, |b| check.feed(b))?;
-        Ok(Rate {
-            mb_s: mb_s(check.bytes, took),
+        let mut each = Vec::new();
+        for &reader in limit::READERS {
+            let run = limit::run(reader, &w.command, w.seq_exact)?;
+            each.push((
+                reader.name(),
+                Rate {
+                    mb_s: mb_s(run.check.bytes, run.took),
+                    cpu_ms_per_mb: None,
+                    complete: run.check.verify(w.expected),
+                },
+            ));
+        }
+        let best = each
+            .iter()
+            .filter(|(_, r)| r.complete.is_ok())
+            .map(|(_, r)| r.mb_s)
+            .fold(None, |best: Option<f64>, v| {
+                Some(best.map_or(v, |b| b.max(v)))
+            });
+        let limit = Rate {
+            mb_s: best.unwrap_or(0.0),
             cpu_ms_per_mb: None,
-            complete: check.verify(w.expected),
-        })
+            complete: best
+                .map(|_| ())
+                .ok_or_else(|| "no reader got the whole output".to_string()),
+        };
+        Ok((limit, each))
     })
     .await
     .map_err(|e| e.to_string())?
@@ -205,48 +228,8 @@ pub async fn ttyd_latency(ttyd: &Path, count: usize, flood: bool) -> Result<Late
     latency_of(&ticks, count, false)
 }
 
-/// What one fan-out client saw.
-struct ClientResult {
-    events: u64,
-    hash: u64,
-    done_at: Instant,
-    content_bytes: Option<u64>,
-}
-
-/// Reads until the `tool` message, hashing every message's data. The first client also
-/// parses the JSON to count the output bytes.
-async fn fan_client(mut s: ConvStream, parse: bool) -> Result<ClientResult> {
-    let mut hasher = DefaultHasher::new();
-    let mut events = 0;
-    let mut content = parse.then_some(0u64);
-    loop {
-        let (_, data) = s.next_raw().await?;
-        hasher.write(&data);
-        if let Some(total) = &mut content {
-            let msg: crate::client::Msg =
-                serde_json::from_slice(&data).map_err(|e| e.to_string())?;
-            if msg.kind == "tool_output" {
-                *total += msg.content.len() as u64;
-            }
-        }
-        // `"type":"tool"` followed by `,` or `}` (not `"type":"tool_output"`).
-        let is_tool = data
-            .windows(14)
-            .any(|w| w.starts_with(br#""type":"tool""#) && matches!(w[13], b',' | b'}'));
-        events += 1;
-        if is_tool {
-            return Ok(ClientResult {
-                events,
-                hash: hasher.finish(),
-                done_at: Instant::now(),
-                content_bytes: content,
-            });
-        }
-    }
-}
-
 /// Opens `n` streams, at most 200 connecting at a time; `open(i)` opens the i-th.
-async fn open_many<F, Fut>(n: usize, open: F) -> Result<Vec<ConvStream>>
+pub async fn open_many<F, Fut>(n: usize, open: F) -> Result<Vec<ConvStream>>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = Result<ConvStream>> + Send + 'static,
@@ -265,98 +248,6 @@ where
         }
     }
     Ok(out)
-}
-
-/// Events delivered per second over all clients, after checking every client got the
-/// same, complete output.
-pub struct FanOut {
-    pub events_s: f64,
-    pub frames: u64,
-}
-
-async fn run_fan(
-    streams: Vec<ConvStream>,
-    expected_bytes: Option<u64>,
-    start: impl std::future::Future<Output = Result<Instant>>,
-) -> Result<FanOut> {
-    let mut tasks = Vec::with_capacity(streams.len());
-    for (i, s) in streams.into_iter().enumerate() {
-        tasks.push(tokio::spawn(fan_client(s, i == 0)));
-    }
-    let t0 = start.await?;
-    let mut results = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        results.push(
-            tokio::time::timeout(Duration::from_secs(300), t)
-                .await
-                .map_err(|_| "a fan-out client timed out")?
-                .map_err(|e| e.to_string())??,
-        );
-    }
-    let first = &results[0];
-    if let (Some(expected), Some(got)) = (expected_bytes, first.content_bytes)
-        && expected != got
-    {
-        return Err(format!(
-            "fan-out: {got} bytes of output, expected {expected}"
-        ));
-    }
-    for (i, r) in results.iter().enumerate() {
-        if r.hash != first.hash || r.events != first.events {
-            return Err(format!(
-                "fan-out: client {i} saw {} events (hash {:x}), client 0 saw {} (hash {:x})",
-                r.events, r.hash, first.events, first.hash
-            ));
-        }
-    }
-    let end = results.iter().map(|r| r.done_at).max().unwrap_or(t0);
-    let total: u64 = results.iter().map(|r| r.events).sum();
-    Ok(FanOut {
-        events_s: total as f64 / (end - t0).as_secs_f64(),
-        frames: first.events,
-    })
-}
-
-pub fn fan_source_bytes(clients: usize, smoke: bool) -> u64 {
-    match (smoke, clients) {
-        (true, _) => 64_000,
-        (false, 1) => 32_000_000,
-        (false, c) if c <= 100 => 4_000_000,
-        _ => 1_000_000,
-    }
-}
-
-pub async fn tether_fanout(t: &Tether, clients: usize, source: u64) -> Result<FanOut> {
-    let id = Arc::new(t.create_conversation().await?);
-    let addr = t.addr();
-    let streams = open_many(clients, |_| {
-        let id = id.clone();
-        async move { ConvStream::open(addr, &id, 0).await }
-    })
-    .await?;
-    let command = format!("head -c {source} /dev/urandom | base64");
-    run_fan(streams, Some(base64_bytes(source)), async {
-        let t0 = Instant::now();
-        t.chat(&id, &command).await?;
-        Ok(t0)
-    })
-    .await
-}
-
-/// The same number of frames of the same size, through the plain axum broadcast.
-pub async fn ceiling_fanout(addr: SocketAddr, clients: usize, frames: u64) -> Result<FanOut> {
-    let setup = json!({ "frames": frames, "content_len": crate::ceiling::CHUNK_CHARS });
-    http::json(addr, "POST", "/setup", Some(&setup)).await?;
-    let streams = open_many(clients, |_| async move {
-        ConvStream::open_path(addr, "/stream").await
-    })
-    .await?;
-    run_fan(streams, None, async {
-        let t0 = Instant::now();
-        http::json(addr, "POST", "/start", Some(&json!({}))).await?;
-        Ok(t0)
-    })
-    .await
 }
 
 /// Server RSS per idle open stream, in bytes.
