@@ -1,9 +1,9 @@
 // The flood's frame times on ttyd's own page (xterm.js), for tether-bench to set beside
 // Tether's, printed as one line of JSON:
 //   node bench/browser-ttyd.mjs http://127.0.0.1:PORT
-// ttyd was started with `-o bash -c '<flood>; echo TETHER-BENCH-DONE; sleep 600'`: the command runs
-// when the page connects, and the flood counts as shown once xterm.js's buffer holds the
-// marker line (ttyd exposes its terminal as `window.term`).
+// ttyd was started with `-o bash -c '<flood>; echo TETHER-BENCH-DONE; sleep 600'`: the
+// command runs when the page connects, and the flood counts as shown once xterm.js's
+// buffer holds the marker line (ttyd exposes its terminal as `window.term`).
 import { launch, startFrames, stopFrames } from "./chromium.mjs";
 
 const base = process.argv[2];

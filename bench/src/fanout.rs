@@ -93,6 +93,7 @@ pub async fn fanout(ctx: &Ctx, rep: &mut Report) -> std::result::Result<(), Stri
             }
         }
     }
+    ceiling.stop().await;
     Ok(())
 }
 

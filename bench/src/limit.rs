@@ -68,15 +68,21 @@ pub fn run(reader: Reader, command: &str, seq_exact: bool) -> Result<RawRun> {
         check
     });
     let took = match reader {
+        Reader::Eager(size) => read_pty(command, size, None, &tx),
+        Reader::Paced(pause) => read_pty(command, 64 * 1024, Some(pause), &tx),
         Reader::Script => read_script(command, &tx),
-        _ => read_pty(reader, command, &tx),
     };
     drop(tx);
     let check = checker.join().map_err(|_| "the output check panicked")?;
     Ok(RawRun { took: took?, check })
 }
 
-fn read_pty(reader: Reader, command: &str, tx: &mpsc::SyncSender<Vec<u8>>) -> Result<Duration> {
+fn read_pty(
+    command: &str,
+    size: usize,
+    pause: Option<Duration>,
+    tx: &mpsc::SyncSender<Vec<u8>>,
+) -> Result<Duration> {
     let pair = native_pty_system()
         .openpty(PtySize {
             rows: 32,
@@ -99,11 +105,6 @@ fn read_pty(reader: Reader, command: &str, tx: &mpsc::SyncSender<Vec<u8>>) -> Re
         .master
         .try_clone_reader()
         .map_err(|e| format!("reader: {e}"))?;
-    let (size, pause) = match reader {
-        Reader::Eager(size) => (size, None),
-        Reader::Paced(pause) => (64 * 1024, Some(pause)),
-        Reader::Script => unreachable!("script(1) reads its own PTY"),
-    };
     let elapsed = drain(&mut pty, size, pause, tx, start)?;
     let _ = child.wait();
     Ok(elapsed)
@@ -149,7 +150,7 @@ fn drain(
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             // EIO: the last process holding the PTY's other side has exited.
-            Err(e) if e.raw_os_error() == Some(5) => break,
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EIO as i32) => break,
             Err(e) => return Err(format!("read: {e}")),
         }
     }
