@@ -35,8 +35,8 @@ async fn main() -> std::process::ExitCode {
         eprintln!("tether: {err}");
         return std::process::ExitCode::FAILURE;
     }
-    // On NATS another replica may be active: until this one is, it answers 503 on a
-    // copy of the listener.
+    // On NATS another replica may be active: until this one follows it (or is
+    // active), it answers 503 on a copy of the listener.
     let stop_standby = CancellationToken::new();
     let standby = match listener
         .local_addr()
@@ -52,15 +52,31 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let shown = listener.local_addr().unwrap_or(addr);
+    // While another replica is active this one follows it, served on another copy
+    // of the listener, until it takes over.
+    let mut following = None;
     let opened = tokio::select! {
-        opened = AppState::open_as_replica(config, |active| {
-            println!("Tether is standing by at http://{shown}/ while {active} is active");
+        opened = AppState::open_as_replica(config, |active, follower| {
+            println!("Tether is following at http://{shown}/ while {active} is active");
+            stop_standby.cancel();
+            match clone_listener(&listener) {
+                Ok(copy) => {
+                    let stop = follower.shutdown.clone();
+                    following = Some(tokio::spawn(server::run(copy, follower, async move {
+                        stop.cancelled().await;
+                    })));
+                }
+                Err(err) => tracing::error!(%err, "cannot serve while following"),
+            }
         }) => opened,
         () = shutdown_signal() => return std::process::ExitCode::SUCCESS,
     };
     stop_standby.cancel();
     if let Some(standby) = standby {
         let _ = standby.await;
+    }
+    if let Some(following) = following {
+        let _ = following.await;
     }
     let state = match opened {
         Ok(state) => state,

@@ -14,6 +14,7 @@ use app::protocol::{
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::follow::Remote;
 use super::shared::Shared;
 use super::{EngineError, git};
 use crate::agent::{ChoiceKind, InputError, Session};
@@ -48,6 +49,9 @@ pub struct Conversation {
     /// Held by a turn from its first snapshot of the work tree to its last, and by
     /// a revert, so neither sees the other's half-done work.
     pub(super) tree: tokio::sync::Mutex<()>,
+    /// On a replica that follows the active one: what the active one last said
+    /// about this conversation. Nothing runs here then; `state` comes from it.
+    pub(super) remote: Option<Mutex<Remote>>,
 }
 
 #[derive(Default)]
@@ -93,6 +97,22 @@ impl Conversation {
         record: ConversationRecord,
         shared: Arc<Shared>,
     ) -> Result<Arc<Self>, StoreError> {
+        let conversation = Self::build(record, shared, None).await?;
+        conversation.recover().await?;
+        tokio::spawn(conversation.clone().worker());
+        if conversation.shared.store.shared_by_replicas() {
+            tokio::spawn(conversation.clone().publish_status());
+        }
+        Ok(conversation)
+    }
+
+    /// The conversation without anything running: `remote` is set on a replica that
+    /// only follows what the active one does.
+    pub(super) async fn build(
+        record: ConversationRecord,
+        shared: Arc<Shared>,
+        remote: Option<Remote>,
+    ) -> Result<Arc<Self>, StoreError> {
         let log = Log::open(&record.id, shared.store.clone()).await?;
         let changed = Arc::new(watch::Sender::new(0));
         let on_tools_changed = {
@@ -106,7 +126,7 @@ impl Conversation {
         let session = shared
             .agents
             .session(&record.agent, log.clone(), on_tools_changed);
-        let conversation = Arc::new(Conversation {
+        Ok(Arc::new(Conversation {
             id: record.id.clone(),
             log,
             session,
@@ -118,17 +138,15 @@ impl Conversation {
             wake: Notify::new(),
             control: tokio::sync::Mutex::new(()),
             tree: tokio::sync::Mutex::new(()),
-        });
-        conversation.recover().await?;
-        tokio::spawn(conversation.clone().worker());
-        Ok(conversation)
+            remote: remote.map(Mutex::new),
+        }))
     }
 
     pub(super) fn runtime(&self) -> MutexGuard<'_, Runtime> {
         self.runtime.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn meta(&self) -> MutexGuard<'_, ConversationRecord> {
+    pub(super) fn meta(&self) -> MutexGuard<'_, ConversationRecord> {
         self.meta.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -174,6 +192,9 @@ impl Conversation {
     }
 
     pub fn state(&self) -> ConversationState {
+        if let Some(remote) = self.remote_state() {
+            return remote;
+        }
         let meta = self.meta().clone();
         let agent = self.session.agent_status();
         let rt = self.runtime();
@@ -204,6 +225,9 @@ impl Conversation {
     }
 
     pub fn summary(&self) -> ConversationSummary {
+        if let Some(remote) = self.remote_summary() {
+            return remote;
+        }
         let meta = self.meta().clone();
         let status = self.runtime().status;
         ConversationSummary {
@@ -235,6 +259,11 @@ impl Conversation {
     }
 
     async fn chat_locked(&self, text: String) -> Result<(u64, bool), EngineError> {
+        if self.remote.is_some() {
+            return Err(EngineError::Unavailable(
+                "this replica follows the active one, which runs every turn".into(),
+            ));
+        }
         if self.shared.is_closing() {
             return Err(EngineError::Unavailable(
                 "the server is shutting down".into(),

@@ -5,6 +5,7 @@
 mod changes;
 mod conversation;
 mod error;
+mod follow;
 mod git;
 mod recovery;
 mod shared;
@@ -46,6 +47,9 @@ pub struct Engine {
     creating: tokio::sync::Mutex<()>,
     /// The most conversations that may exist.
     max_conversations: usize,
+    /// Set on a replica that follows the active one: it runs nothing and creates
+    /// nothing (requests that would are forwarded to the active replica).
+    following: bool,
 }
 
 impl Engine {
@@ -68,12 +72,35 @@ impl Engine {
             let id = record.id.clone();
             map.insert(id, Conversation::open(record, shared.clone()).await?);
         }
-        Ok(Engine {
+        Ok(Engine::with(shared, map, settings.max_conversations, false))
+    }
+
+    fn with(
+        shared: Arc<Shared>,
+        map: HashMap<String, Arc<Conversation>>,
+        max_conversations: usize,
+        following: bool,
+    ) -> Self {
+        Engine {
             shared,
             map: RwLock::new(map),
             creating: tokio::sync::Mutex::new(()),
-            max_conversations: settings.max_conversations,
-        })
+            max_conversations,
+            following,
+        }
+    }
+
+    fn insert(&self, conversation: Arc<Conversation>) {
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(conversation.id.clone(), conversation);
+        self.shared.notify_changed();
+    }
+
+    /// Whether this engine only follows another replica (which runs every turn).
+    pub fn is_follower(&self) -> bool {
+        self.following
     }
 
     pub fn get(&self, id: &str) -> Result<Arc<Conversation>, EngineError> {
@@ -130,6 +157,11 @@ impl Engine {
                 self.shared.agents.names().join(", ")
             )));
         }
+        if self.following {
+            return Err(EngineError::Unavailable(
+                "this replica follows the active one and cannot create conversations".into(),
+            ));
+        }
         let _creating = self.creating.lock().await;
         let count = self.map.read().unwrap_or_else(|p| p.into_inner()).len();
         if count >= self.max_conversations {
@@ -150,11 +182,7 @@ impl Engine {
         };
         self.shared.store.create_conversation(&record).await?;
         let conversation = Conversation::open(record, self.shared.clone()).await?;
-        self.map
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(conversation.id.clone(), conversation.clone());
-        self.shared.notify_changed();
+        self.insert(conversation.clone());
         Ok(conversation)
     }
 

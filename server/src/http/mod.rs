@@ -5,6 +5,7 @@
 mod changes_api;
 mod error;
 mod extract;
+mod forward;
 mod handlers;
 mod reads;
 mod security;
@@ -27,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use error::AppError;
+pub use forward::{Forwarder, serve_forwarded};
 pub use reads::parse_index;
 pub use security::Guard;
 pub use share::Shares;
@@ -61,6 +63,9 @@ pub struct AppState {
     /// On NATS, the lease that makes this replica the active one; everything stops
     /// when it is lost.
     pub lease: Option<Arc<crate::store::Lease>>,
+    /// On a replica that follows the active one: the way to it, for requests this
+    /// one cannot answer itself.
+    pub forward: Option<Arc<Forwarder>>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -103,6 +108,11 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Inside the security checks: a follower forwards only what it let through.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forward::forward,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             security::protect,

@@ -122,6 +122,22 @@ impl Shares {
         })
     }
 
+    /// Takes a share record the active replica wrote (on a replica that follows
+    /// it): a new share works here too, a revoked one ends its streams here too.
+    pub fn follow(&self, record: ShareRecord) {
+        let Some((hash, entry)) = entry_of(record) else {
+            return;
+        };
+        let revoked = entry.revoked;
+        let was_revoked = self
+            .map()
+            .insert(hash, entry)
+            .is_some_and(|old| old.revoked);
+        if revoked && !was_revoked {
+            self.revocations.send_modify(|n| *n += 1);
+        }
+    }
+
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Entry>> {
         self.by_hash.lock().unwrap_or_else(|p| p.into_inner())
     }

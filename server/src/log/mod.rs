@@ -115,8 +115,23 @@ impl Log {
             return Err(err);
         }
         *next_idx += out.len() as u64;
+        // Published while still holding `writer`, so the length only ever grows.
+        self.publish(first, &out);
+        drop(next_idx);
+        Ok(out)
+    }
+
+    /// Puts `entries` (indexes from `first` on) in the tail and tells readers.
+    /// The caller holds `writer`. After a gap the tail starts again at `first`:
+    /// what lies before it is read from the store.
+    fn publish(&self, first: u64, entries: &[Arc<Entry>]) {
         let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
-        for entry in &out {
+        if first != tail.next_idx {
+            tail.entries.clear();
+            tail.bytes = 0;
+            tail.next_idx = first;
+        }
+        for entry in entries {
             tail.next_idx += 1;
             tail.bytes += entry.frame_len();
             tail.entries.push_back(entry.clone());
@@ -130,10 +145,36 @@ impl Log {
         }
         let len = tail.next_idx;
         drop(tail);
-        // Sent while still holding `writer`, so the length only ever grows.
         self.len.send_replace(len);
-        drop(next_idx);
-        Ok(out)
+    }
+
+    /// Takes messages another process appended to this log (on a replica that
+    /// follows the active one): readers see them exactly as if this process had
+    /// written them. Rows it already has are skipped, so a feed that overlaps what
+    /// `open` counted changes nothing.
+    pub async fn follow(&self, first: u64, rows: Vec<bytes::Bytes>) -> Result<()> {
+        let mut next_idx = self.writer.lock().await;
+        let end = first + rows.len() as u64;
+        if end <= *next_idx {
+            return Ok(());
+        }
+        let from = first.max(*next_idx);
+        let mut entries = Vec::with_capacity((end - from) as usize);
+        for (idx, json) in (first..).zip(rows) {
+            if idx < from {
+                continue;
+            }
+            let json = std::str::from_utf8(&json).map_err(|_| {
+                StoreError::Corrupt(format!(
+                    "message {idx} of {} is not UTF-8",
+                    self.conversation_id
+                ))
+            })?;
+            entries.push(Arc::new(Entry::new(idx, json)));
+        }
+        *next_idx = end;
+        self.publish(from, &entries);
+        Ok(())
     }
 
     /// After a refused append (another writer got there first: a replica that lost

@@ -66,6 +66,25 @@ pub struct ShareRecord {
     pub revoked: bool,
 }
 
+/// What a following replica learns from the store as the active one writes.
+#[derive(Debug)]
+pub enum Followed {
+    /// Messages appended to a conversation's log: consecutive indexes from `first`,
+    /// each one's JSON.
+    Messages {
+        conversation: String,
+        first: u64,
+        rows: Vec<Bytes>,
+    },
+    /// A conversation created, or its record changed.
+    Conversation(ConversationRecord),
+    /// A share link created or revoked.
+    Share(ShareRecord),
+    /// The active replica's latest view of a conversation (what runs, what waits),
+    /// as it published it with `publish_status`.
+    Status { conversation: String, json: Bytes },
+}
+
 /// A message as stored: its index and serialized JSON.
 #[derive(Clone, Debug)]
 pub struct StoredMessage {
@@ -123,4 +142,21 @@ pub trait Store: Send + Sync + 'static {
     async fn shares(&self) -> Result<Vec<ShareRecord>>;
     /// Marks a share revoked; `false` if there is no such share.
     async fn revoke_share(&self, id: &str) -> Result<bool>;
+
+    /// Whether other processes may share this store (and so follow what this one
+    /// writes); `false` for an embedded engine.
+    fn shared_by_replicas(&self) -> bool {
+        false
+    }
+    /// Publishes this process's view of a conversation's runtime state for the
+    /// replicas that follow it; only the latest one matters.
+    async fn publish_status(&self, _conversation: &str, _json: Bytes) -> Result<()> {
+        Ok(())
+    }
+    /// Everything other processes write from now on, in order per conversation,
+    /// starting with the current records and statuses; `None` for an embedded engine.
+    /// The feed ends when the receiver is dropped.
+    async fn follow(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Followed>>> {
+        Ok(None)
+    }
 }

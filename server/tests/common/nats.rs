@@ -81,7 +81,7 @@ pub async fn open_engine_store(dir: &Path) -> Arc<dyn Store> {
                 .await
                 .expect("connect to the suite's NATS server");
             store
-                .acquire_lease(Duration::from_secs(10), |active| {
+                .acquire_lease(Duration::from_secs(10), |active| async move {
                     panic!("a fresh prefix has an active replica: {active}")
                 })
                 .await

@@ -80,14 +80,14 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Waits until the lease is free and takes it. `standing_by` is called once with
-    /// the current holder if another replica has it.
-    pub(super) async fn acquire(
+    /// Waits until the lease is free and takes it. `standing_by` is called (and
+    /// awaited) once with the current holder if another replica has it.
+    pub(super) async fn acquire<F: std::future::Future<Output = ()>>(
         bucket: kv::Store,
         holder: String,
         ttl: Duration,
         validity: Arc<Validity>,
-        standing_by: impl FnOnce(&str),
+        standing_by: impl FnOnce(String) -> F,
     ) -> Result<Lease> {
         let mut standing_by = Some(standing_by);
         let revision = loop {
@@ -106,7 +106,7 @@ impl Lease {
                             .flatten()
                             .map(|v| String::from_utf8_lossy(&v).into_owned())
                             .unwrap_or_else(|| "another replica".into());
-                        tell(&current);
+                        tell(current).await;
                     }
                     // Polled: expiry by age leaves no marker to watch for.
                     tokio::time::sleep(ttl / 20).await;

@@ -51,9 +51,9 @@ fn corrupt(message: &StreamMessage, what: &str) -> StoreError {
 }
 
 /// A stream message's rows, undone: the first index, and each row's kind and JSON.
-struct Rows {
-    first: u64,
-    rows: Vec<(String, Bytes)>,
+pub(super) struct Rows {
+    pub first: u64,
+    pub rows: Vec<(String, Bytes)>,
 }
 
 impl Rows {
@@ -62,10 +62,20 @@ impl Rows {
     }
 
     fn of(message: &StreamMessage) -> Result<Rows> {
-        let first = header_u64(message, IDX).ok_or_else(|| corrupt(message, "no index"))?;
+        Self::parse(&message.headers, &message.payload).map_err(|what| corrupt(message, what))
+    }
+
+    /// Undoes what `pack` did to one message, from its headers and payload.
+    pub(super) fn parse(
+        headers: &HeaderMap,
+        payload: &Bytes,
+    ) -> std::result::Result<Rows, &'static str> {
+        let first: u64 = headers
+            .get(IDX)
+            .and_then(|v| v.as_str().parse().ok())
+            .ok_or("no index")?;
         let list = |name: &str| -> Vec<String> {
-            message
-                .headers
+            headers
                 .get(name)
                 .map(|v| v.as_str().split(',').map(str::to_string).collect())
                 .unwrap_or_default()
@@ -73,17 +83,17 @@ impl Rows {
         let kinds = list(KINDS);
         let lens = list(LENS);
         if lens.is_empty() || kinds.len() != lens.len() {
-            return Err(corrupt(message, "rows are not described"));
+            return Err("rows are not described");
         }
         let mut rows = Vec::with_capacity(lens.len());
         let mut at = 0usize;
         for (kind, len) in kinds.into_iter().zip(lens) {
-            let len: usize = len.parse().map_err(|_| corrupt(message, "a bad length"))?;
+            let len: usize = len.parse().map_err(|_| "a bad length")?;
             let end = at
                 .checked_add(len)
-                .filter(|end| *end <= message.payload.len())
-                .ok_or_else(|| corrupt(message, "rows longer than the message"))?;
-            rows.push((kind, message.payload.slice(at..end)));
+                .filter(|end| *end <= payload.len())
+                .ok_or("rows longer than the message")?;
+            rows.push((kind, payload.slice(at..end)));
             at = end;
         }
         Ok(Rows { first, rows })

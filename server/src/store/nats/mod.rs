@@ -13,6 +13,7 @@
 //! Nothing is ever deleted or trimmed here. The stream discards *new* messages when
 //! it is full, so a full stream refuses writes instead of dropping old ones.
 
+mod follow;
 mod lease;
 mod log;
 mod records;
@@ -73,6 +74,9 @@ pub struct NatsStore {
     conversations: kv::Store,
     /// Share records, keyed by share id.
     shares: kv::Store,
+    /// The active replica's view of each conversation's runtime state, keyed by
+    /// conversation id, for the replicas that follow it.
+    status: kv::Store,
     /// Each conversation's head as last seen. A cache: an append that finds it stale
     /// is refused by JetStream, and the head is then read again.
     heads: Mutex<HashMap<String, Head>>,
@@ -152,6 +156,7 @@ impl NatsStore {
         };
         let conversations = records::bucket(&js, bucket(format!("{prefix}-conversations"))).await?;
         let shares = records::bucket(&js, bucket(format!("{prefix}-shares"))).await?;
+        let status = records::bucket(&js, bucket(format!("{prefix}-status"))).await?;
         // Created with the TTL asked for, or updated to it, so every replica agrees.
         let lease_name = format!("{prefix}-lease");
         let lease_bucket = jetstream::new(lease_client)
@@ -168,6 +173,7 @@ impl NatsStore {
             subject_prefix: format!("{prefix}.log."),
             conversations,
             shares,
+            status,
             heads: Mutex::new(HashMap::new()),
             max_payload,
             lease_bucket,
@@ -176,12 +182,12 @@ impl NatsStore {
     }
 
     /// Waits until no other replica is active, then takes the lease; appends are
-    /// refused until then. `standing_by` is called with the active replica's name if
-    /// this one has to wait.
-    pub async fn acquire_lease(
+    /// refused until then. `standing_by` is called (and awaited) with the active
+    /// replica's name if this one has to wait.
+    pub async fn acquire_lease<F: std::future::Future<Output = ()>>(
         &self,
         ttl: Duration,
-        standing_by: impl FnOnce(&str),
+        standing_by: impl FnOnce(String) -> F,
     ) -> Result<Lease> {
         let host = nix::unistd::gethostname()
             .ok()
@@ -200,6 +206,17 @@ impl NatsStore {
             standing_by,
         )
         .await
+    }
+
+    /// The connection, for requests between replicas.
+    pub fn client(&self) -> async_nats::Client {
+        self.js.client()
+    }
+
+    /// Where requests for the active replica are sent.
+    pub fn requests_subject(&self) -> String {
+        let prefix = self.subject_prefix.trim_end_matches(".log.");
+        format!("{prefix}.requests")
     }
 
     fn subject(&self, conversation: &str) -> Result<String> {
@@ -378,5 +395,31 @@ impl Store for NatsStore {
 
     async fn revoke_share(&self, id: &str) -> Result<bool> {
         records::revoke_share(&self.shares, id).await
+    }
+
+    fn shared_by_replicas(&self) -> bool {
+        true
+    }
+
+    async fn publish_status(&self, conversation: &str, json: bytes::Bytes) -> Result<()> {
+        // A replica that lost its lease must not tell anyone what it runs.
+        self.validity.check()?;
+        self.subject(conversation)?;
+        self.status
+            .put(conversation, json)
+            .await
+            .map(|_| ())
+            .map_err(|e| backend("cannot publish a conversation's state", e))
+    }
+
+    async fn follow(&self) -> Result<Option<tokio::sync::mpsc::Receiver<super::Followed>>> {
+        let sources = follow::Sources {
+            log: self.log.clone(),
+            subject_prefix: self.subject_prefix.clone(),
+            conversations: self.conversations.clone(),
+            shares: self.shares.clone(),
+            status: self.status.clone(),
+        };
+        follow::start(sources).await.map(Some)
     }
 }

@@ -1,0 +1,271 @@
+//! Replicas: the active one publishes each conversation's runtime state; the others
+//! follow the store and serve what the active one does, running nothing themselves.
+//!
+//! A follower's logs grow from the store's feed exactly as the active one's grow
+//! from its appends, so every reader keeps its own cursor and the same guarantees.
+//! The active replica's state is only shown once the follower's log holds every
+//! message that state counts, so a state never runs ahead of the messages.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use app::protocol::{ConversationState, ConversationSummary};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::conversation::Conversation;
+use super::shared::Shared;
+use super::{Engine, EngineSettings};
+use crate::agent::Agents;
+use crate::store::{ConversationRecord, Followed, ShareRecord, Store, StoreError};
+
+/// What the active replica publishes about one conversation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RemoteView {
+    pub state: ConversationState,
+    /// Whether the last finished tool call failed.
+    pub last_error: bool,
+}
+
+/// A follower's copy of the active replica's view of one conversation.
+#[derive(Default)]
+pub struct Remote {
+    /// What `state` shows.
+    shown: Option<RemoteView>,
+    /// The newest view, held back until the log has every message it counts.
+    pending: Option<RemoteView>,
+}
+
+impl Conversation {
+    /// The state as the active replica last published it, with this replica's
+    /// record and message count; `None` on the active replica itself.
+    pub(super) fn remote_state(&self) -> Option<ConversationState> {
+        let remote = self.remote.as_ref()?;
+        let shown = remote
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .shown
+            .clone();
+        let meta = self.meta().clone();
+        let mut state = shown.map(|v| v.state).unwrap_or_default();
+        state.conversation_id.clone_from(&self.id);
+        state.message_count = self.log.len();
+        state.title = meta.title;
+        state.working_dir = meta.cwd;
+        state.agent = meta.agent;
+        state.first_message_index = meta.first_message_index;
+        state.created_at = meta.created_at;
+        state.updated_at = meta.updated_at;
+        Some(state)
+    }
+
+    pub(super) fn remote_summary(&self) -> Option<ConversationSummary> {
+        let remote = self.remote.as_ref()?;
+        let last_error = remote
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .shown
+            .as_ref()
+            .is_some_and(|v| v.last_error);
+        let state = self.remote_state()?;
+        Some(ConversationSummary {
+            id: state.conversation_id,
+            title: state.title,
+            cwd: state.working_dir,
+            status: state.status,
+            message_count: state.message_count,
+            last_error,
+            agent: state.agent,
+            pending_permissions: state.pending_permissions.len() as u64,
+            created_at: state.created_at,
+            updated_at: state.updated_at,
+        })
+    }
+
+    /// Takes a view the active replica published.
+    fn take_remote(&self, view: RemoteView) {
+        if let Some(remote) = &self.remote {
+            remote.lock().unwrap_or_else(|p| p.into_inner()).pending = Some(view);
+            self.show_remote();
+        }
+    }
+
+    /// Shows the pending view once the log has caught up with it.
+    fn show_remote(&self) {
+        let Some(remote) = &self.remote else {
+            return;
+        };
+        let len = self.log.len();
+        let shown = {
+            let mut remote = remote.lock().unwrap_or_else(|p| p.into_inner());
+            match remote.pending.take() {
+                Some(view) if view.state.message_count <= len => {
+                    remote.shown = Some(view);
+                    true
+                }
+                pending => {
+                    remote.pending = pending;
+                    false
+                }
+            }
+        };
+        if shown {
+            self.notify_changed();
+        }
+    }
+
+    /// On the active replica: publishes the state whenever it changes, for the
+    /// replicas that follow. Only the latest matters, so a burst of changes
+    /// coalesces into the publishes that fit.
+    pub(super) async fn publish_status(self: Arc<Self>) {
+        let mut changes = self.subscribe_changes();
+        let shutdown = self.shutdown_token();
+        loop {
+            let view = RemoteView {
+                state: self.state(),
+                last_error: self.session.last_error(),
+            };
+            match serde_json::to_vec(&view) {
+                Ok(json) => {
+                    if let Err(err) = self
+                        .shared
+                        .store
+                        .publish_status(&self.id, json.into())
+                        .await
+                    {
+                        tracing::warn!(conversation = %self.id, %err, "cannot publish the state");
+                    }
+                }
+                Err(err) => tracing::error!(%err, "cannot encode the state"),
+            }
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return },
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// Opens the engine of a replica that follows the active one: every stored
+    /// conversation, nothing started, no recovery (the active replica owns the
+    /// turns). `feed` is the store's; `shares` gets the share records it carries.
+    pub async fn open_follower(
+        store: Arc<dyn Store>,
+        agents: Agents,
+        settings: EngineSettings,
+        shutdown: tokio_util::sync::CancellationToken,
+        on_share: impl Fn(ShareRecord) + Send + 'static,
+    ) -> Result<Arc<Self>, StoreError> {
+        // Subscribed before the logs are counted, so no append falls in between.
+        let feed = store
+            .follow()
+            .await?
+            .ok_or_else(|| StoreError::Backend("this store has no replicas to follow".into()))?;
+        let shared = Arc::new(Shared::new(
+            store,
+            agents,
+            settings.snapshot_limit,
+            shutdown.clone(),
+        ));
+        let mut map = HashMap::new();
+        for record in shared.store.conversations().await? {
+            let id = record.id.clone();
+            let conversation =
+                Conversation::build(record, shared.clone(), Some(Remote::default())).await?;
+            map.insert(id, conversation);
+        }
+        let engine = Arc::new(Engine::with(shared, map, settings.max_conversations, true));
+        tokio::spawn(follow(engine.clone(), feed, shutdown, on_share));
+        Ok(engine)
+    }
+
+    async fn followed_record(&self, record: ConversationRecord) -> Result<(), StoreError> {
+        if let Ok(conversation) = self.get(&record.id) {
+            *conversation.meta() = record;
+            conversation.notify_changed();
+            return Ok(());
+        }
+        let conversation =
+            Conversation::build(record, self.shared.clone(), Some(Remote::default())).await?;
+        self.insert(conversation);
+        Ok(())
+    }
+}
+
+async fn follow(
+    engine: Arc<Engine>,
+    mut feed: tokio::sync::mpsc::Receiver<Followed>,
+    shutdown: tokio_util::sync::CancellationToken,
+    on_share: impl Fn(ShareRecord),
+) {
+    let mut orphans = HashMap::new();
+    loop {
+        let item = tokio::select! {
+            item = feed.recv() => item,
+            () = shutdown.cancelled() => return,
+        };
+        let Some(item) = item else {
+            tracing::error!("the store's feed ended; this replica no longer follows");
+            return;
+        };
+        let outcome = match item {
+            Followed::Messages {
+                conversation,
+                first,
+                rows,
+            } => match engine.get(&conversation) {
+                // A conversation whose record is not here yet counts its log when it
+                // arrives, these messages included.
+                Err(_) => Ok(()),
+                Ok(conversation) => {
+                    let followed = conversation.log.follow(first, rows).await;
+                    conversation.show_remote();
+                    followed
+                }
+            },
+            Followed::Conversation(record) => {
+                let id = record.id.clone();
+                let followed = engine.followed_record(record).await;
+                if let (Some(view), Ok(conversation)) = (orphans.remove(&id), engine.get(&id)) {
+                    conversation.take_remote(view);
+                }
+                followed
+            }
+            Followed::Share(record) => {
+                on_share(record);
+                Ok(())
+            }
+            Followed::Status { conversation, json } => {
+                apply_status(&engine, &mut orphans, conversation, &json);
+                Ok(())
+            }
+        };
+        if let Err(err) = outcome {
+            tracing::error!(%err, "cannot follow what the active replica wrote");
+        }
+    }
+}
+
+/// Takes a published state, or keeps it until its conversation's record arrives
+/// (the two come from different watches, in no set order).
+fn apply_status(
+    engine: &Engine,
+    orphans: &mut HashMap<String, RemoteView>,
+    conversation: String,
+    json: &Bytes,
+) {
+    let view = match serde_json::from_slice::<RemoteView>(json) {
+        Ok(view) => view,
+        Err(err) => {
+            tracing::warn!(%err, "a published state cannot be read");
+            return;
+        }
+    };
+    match engine.get(&conversation) {
+        Ok(conversation) => conversation.take_remote(view),
+        Err(_) => {
+            orphans.insert(conversation, view);
+        }
+    }
+}
