@@ -55,19 +55,30 @@ async fn main() -> std::process::ExitCode {
     // While another replica is active this one follows it, served on another copy
     // of the listener, until it takes over.
     let mut following = None;
+    let mut standby = standby;
     let opened = tokio::select! {
         opened = AppState::open_as_replica(config, |active, follower| {
-            println!("Tether is following at http://{shown}/ while {active} is active");
-            stop_standby.cancel();
-            match clone_listener(&listener) {
-                Ok(copy) => {
-                    let stop = follower.shutdown.clone();
-                    following = Some(tokio::spawn(server::run(copy, follower, async move {
-                        stop.cancelled().await;
-                    })));
+            let active = active.to_string();
+            let copy = match clone_listener(&listener) {
+                Ok(copy) => copy,
+                Err(err) => {
+                    tracing::error!(%err, "cannot serve while following");
+                    return;
                 }
-                Err(err) => tracing::error!(%err, "cannot serve while following"),
-            }
+            };
+            let standby = standby.take();
+            let stop_standby = stop_standby.clone();
+            following = Some(tokio::spawn(async move {
+                // The 503s end first, so nobody is told "standing by" after this
+                // replica said it follows.
+                stop_standby.cancel();
+                if let Some(standby) = standby {
+                    let _ = standby.await;
+                }
+                println!("Tether is following at http://{shown}/ while {active} is active");
+                let stop = follower.shutdown.clone();
+                server::run(copy, follower, async move { stop.cancelled().await }).await
+            }));
         }) => opened,
         () = shutdown_signal() => return std::process::ExitCode::SUCCESS,
     };

@@ -1,16 +1,17 @@
 //! Several replicas on one NATS JetStream (a real `nats-server` per test): one is
-//! active and runs everything, the others stand by and take over when it dies or
-//! stalls; the log stays whole through a replica's death, a stalled replica waking
-//! up, and NATS itself restarting. `docs/scaling.md` describes the design.
+//! active and runs everything; the others follow it, serve every stream and read,
+//! forward every change to it, and take over when it dies or stalls. The log stays
+//! whole through a replica's death, a stalled replica waking up, and NATS itself
+//! restarting. `docs/scaling.md` describes the design.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use app::protocol::{MessageType, ToolStatus};
+use app::protocol::{MessageType, RunStatus, ToolStatus};
 use common::{
     NatsServer, ProcessGuard, StatusCode, TestServer, WAIT, assert_closed, assert_dense,
-    assert_error, marker, tool_calls, wait_no_processes,
+    assert_error, marker, pids_with, tool_calls, wait_no_processes,
 };
 use nix::sys::signal::{Signal, kill};
 
@@ -25,45 +26,197 @@ fn output_chunks(sse: &common::Sse) -> usize {
         .count()
 }
 
+/// Whether process `pid` is `ancestor` or one of its descendants.
+fn descends_from(pid: i32, ancestor: i32) -> bool {
+    let mut pid = pid;
+    while pid > 1 {
+        if pid == ancestor {
+            return true;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // `pid (comm) state ppid …`; comm may hold spaces or parentheses.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        pid = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+    }
+    false
+}
+
+/// Waits until `server` lists conversation `id` (a follower learns of it from NATS).
+async fn wait_known(server: &TestServer, id: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !server.summaries().await.iter().any(|s| s.id == id) {
+        assert!(
+            Instant::now() < deadline,
+            "a follower did not learn of conversation {id} within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
-async fn a_standby_takes_over_when_the_active_replica_is_killed() {
+async fn followers_serve_streams_and_forward_every_change_to_the_active_replica() {
+    let nats = NatsServer::start();
+    let a = TestServer::replica(&nats.url(), "three", &[]);
+    assert!(!a.is_following(), "the first replica is active");
+    let b = TestServer::replica(&nats.url(), "three", &[]);
+    let c = TestServer::replica(&nats.url(), "three", &[]);
+    assert!(b.is_following() && c.is_following(), "the others follow it");
+
+    // Created through C, run by A, known to all three.
+    let id = c.create_default().await;
+    wait_known(&b, &id).await;
+    let mut on_b = b.stream(&id).await;
+    let mut everything_on_c = c.events().await;
+    let m = marker();
+    let _guard = ProcessGuard(m.clone());
+    let first = b
+        .chat(&id, &format!("echo started; exec -a sleeper{m} sleep 600"))
+        .await;
+    assert!(!first.queued);
+    on_b.wait_output_contains("started").await;
+    let pids = pids_with(&format!("sleeper{m}"));
+    assert!(
+        !pids.is_empty() && pids.iter().all(|p| descends_from(*p, a.pid().as_raw())),
+        "the command runs on the active replica"
+    );
+
+    // A chat posted to B waits behind the running turn on A; B shows it queued.
+    let second = b.chat(&id, "echo second-turn").await;
+    assert!(second.queued, "the second message waits for the first turn");
+    b.wait_state(&id, "a running turn with one message queued", |s| {
+        s.status == RunStatus::Running && s.queued_messages == 1
+    })
+    .await;
+
+    // Cancelling the call through C stops A's process; the queued turn then runs.
+    let call = tool_calls(&on_b.messages())[0].clone();
+    let (status, body) = c
+        .cancel(
+            &id,
+            serde_json::json!({ "tool_call_id": call.tool_call_id }),
+        )
+        .await;
+    assert!(status.is_success(), "cancel through C: {status} {body}");
+    assert!(
+        wait_no_processes(&format!("sleeper{m}"), WAIT)
+            .await
+            .is_ok(),
+        "the cancel reached A's process"
+    );
+    on_b.wait_end_of_turns(2).await;
+    assert!(on_b.all_output().contains("second-turn"));
+    b.wait_state(&id, "idle", |s| s.status == RunStatus::Idle)
+        .await;
+
+    // Every view is the same log: B's stream, C's reads and A's own.
+    on_b.assert_dense_from(0);
+    let log = a.messages_json(&id).await;
+    let streamed: Vec<_> = on_b.raw_messages().into_iter().map(|(_, m)| m).collect();
+    assert_eq!(streamed, log, "B streamed exactly A's log");
+    assert_eq!(c.messages_json(&id).await, log, "C reads exactly A's log");
+    assert_closed(
+        &a.messages(&id).await,
+        &call.tool_call_id,
+        ToolStatus::Cancelled,
+    );
+    // The list streamed by C catches up with the count (it never runs ahead).
+    everything_on_c
+        .wait_until("the conversation's full count on C", WAIT, |s| {
+            s.summaries()
+                .iter()
+                .any(|x| x.id == id && x.message_count == log.len() as u64)
+        })
+        .await;
+    assert!(
+        everything_on_c
+            .summaries()
+            .iter()
+            .all(|x| x.message_count <= log.len() as u64)
+    );
+}
+
+#[tokio::test]
+async fn a_follower_takes_over_when_the_active_replica_is_killed() {
     let nats = NatsServer::start();
     let mut a = TestServer::replica(&nats.url(), "failover", &[]);
-    assert!(!a.is_standing_by(), "the first replica is active");
-    let mut b = TestServer::replica(&nats.url(), "failover", &[]);
-    assert!(b.is_standing_by(), "the second replica stands by");
-    let refused = b.get("conversations").await;
-    assert_error("a standby", &refused, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!a.is_following(), "the first replica is active");
+    let b = TestServer::replica(&nats.url(), "failover", &[]);
+    let c = TestServer::replica(&nats.url(), "failover", &[]);
+    assert!(b.is_following() && c.is_following(), "the others follow it");
+    let mut followers = [b, c];
 
     let id = a.create_default().await;
     let m = marker();
     let _guard = ProcessGuard(m.clone());
-    let mut sse = a.stream(&id).await;
+    let mut on_a = a.stream(&id).await;
+    wait_known(&followers[0], &id).await;
+    wait_known(&followers[1], &id).await;
+    let mut on_followers = [
+        followers[0].stream(&id).await,
+        followers[1].stream(&id).await,
+    ];
     a.chat(&id, &format!("exec -a seq{m} seq 1 1000000000"))
         .await;
-    sse.wait_until("30 output chunks", WAIT, |s| output_chunks(s) >= 30)
+    on_a.wait_until("30 output chunks", WAIT, |s| output_chunks(s) >= 30)
         .await;
     let killed = Instant::now();
     a.kill9();
-    sse.wait_ended(WAIT).await;
-    sse.assert_dense_from(0);
-    let seen = sse.raw_messages();
-    let call = tool_calls(&sse.messages())[0].clone();
+    on_a.wait_ended(WAIT).await;
+    on_a.assert_dense_from(0);
+    let seen = on_a.raw_messages();
+    let call = tool_calls(&on_a.messages())[0].clone();
 
-    b.wait_serving(TAKEOVER);
+    // One of the followers takes over; the other goes on following it.
+    let deadline = Instant::now() + TAKEOVER;
+    let active = loop {
+        if let Some(i) = (0..2).find(|&i| followers[i].serving_within(Duration::from_millis(50))) {
+            break i;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no follower took over within {TAKEOVER:?}"
+        );
+    };
     let took_over = killed.elapsed();
-    // The browser reconnects (to b, through the balancer) from the last id it saw.
+    let [first, second] = &mut followers;
+    let (new_active, follower) = if active == 0 {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let [on_first, on_second] = &mut on_followers;
+    let (on_new_active, on_follower) = if active == 0 {
+        (on_first, on_second)
+    } else {
+        (on_second, on_first)
+    };
+
+    // A browser on the dead replica reconnects (through the balancer) to the new
+    // active one, from the last id it saw.
     let last_seen = seen.last().expect("messages were seen").0;
-    let mut resumed = b.stream_with(&id, "", Some(&last_seen.to_string())).await;
+    let mut resumed = new_active
+        .stream_with(&id, "", Some(&last_seen.to_string()))
+        .await;
     resumed
         .wait_until("the interrupted turn's end", WAIT, |s| {
             s.messages().iter().any(|m| m.end_of_turn)
         })
         .await;
     resumed.assert_dense_from(last_seen + 1);
+    // The promoted replica's own follower streams ended (their clients reconnect);
+    // the other follower's stream never stopped and saw the turn closed.
+    on_new_active.wait_ended(WAIT).await;
+    on_new_active.assert_dense_from(0);
+    on_follower.wait_end_of_turns(1).await;
 
-    let log = b.messages_json(&id).await;
-    let messages = b.messages(&id).await;
+    let log = new_active.messages_json(&id).await;
+    let messages = new_active.messages(&id).await;
     assert_dense(&messages, 0);
     for (idx, raw) in &seen {
         assert_eq!(
@@ -71,6 +224,12 @@ async fn a_standby_takes_over_when_the_active_replica_is_killed() {
             "message {idx} changed in the failover"
         );
     }
+    let followed: Vec<_> = on_follower
+        .raw_messages()
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(followed, log, "the other follower streamed the log exactly");
     // Closed exactly once, as interrupted, by the replica that took over.
     assert_closed(&messages, &call.tool_call_id, ToolStatus::Interrupted);
     assert!(
@@ -78,14 +237,17 @@ async fn a_standby_takes_over_when_the_active_replica_is_killed() {
         "the command died with its replica"
     );
 
-    // The conversation runs on the new active replica.
-    let mut sse = b.stream_from(&id, log.len() as u64).await;
-    b.chat(&id, "echo after-failover").await;
-    sse.wait_end_of_turns(1).await;
-    sse.assert_dense_from(log.len() as u64);
-    assert!(sse.all_output().contains("after-failover"));
+    // A chat through the remaining follower runs on the new active replica.
+    follower.chat(&id, "echo after-failover").await;
+    on_follower.wait_end_of_turns(2).await;
+    on_follower.assert_dense_from(0);
+    assert!(on_follower.all_output().contains("after-failover"));
+    assert_eq!(
+        new_active.messages_json(&id).await.len(),
+        on_follower.raw_messages().len()
+    );
     println!(
-        "[failover] kill -9 of the active replica → the standby serving: {:.2} s \
+        "[failover] kill -9 of the active replica → a follower active: {:.2} s \
          (lease 10 s); {} messages before, none lost",
         took_over.as_secs_f64(),
         seen.len()
@@ -110,7 +272,7 @@ async fn a_stalled_replica_is_fenced_when_it_wakes_and_stops_its_command() {
     .await;
     sse.wait_output_contains("tick-20").await;
     let mut b = TestServer::replica(&nats.url(), "stall", &lease);
-    assert!(b.is_standing_by());
+    assert!(b.is_following());
 
     // A stall longer than the lease (a GC pause, a VM migration, SIGSTOP).
     kill(a.pid(), Signal::SIGSTOP).expect("stop the active replica");

@@ -56,16 +56,16 @@ pub struct TestServer {
     starts: usize,
     /// `(url, prefix)`: a replica on this NATS instead of the suite's store.
     nats: Option<(String, String)>,
-    /// The binary said it is standing by and has not said it serves since.
-    standing_by: bool,
-    /// Addresses the running binary announces (`serving` or `standby`), in order.
+    /// The binary said it follows another replica and has not said it serves since.
+    following: bool,
+    /// Addresses the running binary announces (`serving` or `following`), in order.
     announced: Option<std::sync::mpsc::Receiver<Announce>>,
 }
 
 /// What the binary prints once it listens.
 enum Announce {
-    /// "Tether is standing by at …": another replica is active.
-    Standby(String),
+    /// "Tether is following at …": another replica is active.
+    Following(String),
     /// "Tether is serving …".
     Serving(String),
 }
@@ -125,13 +125,13 @@ impl TestServer {
             wrapper: Vec::new(),
             starts: 0,
             nats: None,
-            standing_by: false,
+            following: false,
             announced: None,
         }
     }
 
     /// A replica on `nats_url` under `prefix`, with its own data directory: returns
-    /// once it is serving or standing by (see `is_standing_by`).
+    /// once it is serving or following (see `is_following`).
     pub fn replica(nats_url: &str, prefix: &str, extra_args: &[&str]) -> Self {
         let mut server = Self::new(extra_args);
         server.nats = Some((nats_url.to_string(), prefix.to_string()));
@@ -139,22 +139,41 @@ impl TestServer {
         server
     }
 
-    /// Whether the binary last said it is standing by (rather than serving).
-    pub fn is_standing_by(&self) -> bool {
-        self.standing_by
+    /// Whether the binary last said it follows another replica (rather than
+    /// being the active one).
+    pub fn is_following(&self) -> bool {
+        self.following
     }
 
-    /// Waits (up to `timeout`) until a standby replica says it is serving.
+    /// Whether a following replica says, within `timeout`, that it is the active one.
+    pub fn serving_within(&mut self, timeout: Duration) -> bool {
+        let rx = self.announced.as_ref().expect("a running binary");
+        let deadline = std::time::Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(Announce::Serving(url)) => {
+                    self.following = false;
+                    self.set_url(&url);
+                    return true;
+                }
+                Ok(Announce::Following(_)) => {}
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    /// Waits (up to `timeout`) until a following replica says it is the active one.
     pub fn wait_serving(&mut self, timeout: Duration) {
         let rx = self.announced.as_ref().expect("a running binary");
         loop {
             match rx.recv_timeout(timeout) {
                 Ok(Announce::Serving(url)) => {
-                    self.standing_by = false;
+                    self.following = false;
                     self.set_url(&url);
                     return;
                 }
-                Ok(Announce::Standby(_)) => {}
+                Ok(Announce::Following(_)) => {}
                 Err(_) => panic!(
                     "the replica did not start serving within {timeout:?}; its log:\n{}",
                     self.logs()
@@ -319,8 +338,8 @@ impl TestServer {
                 let Ok(line) = line else { break };
                 let announce = if let Some(rest) = line.strip_prefix("Tether is serving ") {
                     Announce::Serving(origin(rest))
-                } else if let Some(rest) = line.strip_prefix("Tether is standing by at ") {
-                    Announce::Standby(origin(rest))
+                } else if let Some(rest) = line.strip_prefix("Tether is following at ") {
+                    Announce::Following(origin(rest))
                 } else {
                     continue;
                 };
@@ -341,16 +360,16 @@ impl TestServer {
         loop {
             match rx.recv_timeout(WAIT) {
                 Ok(Announce::Serving(url)) => {
-                    self.standing_by = false;
+                    self.following = false;
                     self.set_url(&url);
                     return;
                 }
-                Ok(Announce::Standby(url)) if !must_serve => {
-                    self.standing_by = true;
+                Ok(Announce::Following(url)) if !must_serve => {
+                    self.following = true;
                     self.set_url(&url);
                     return;
                 }
-                Ok(Announce::Standby(_)) => {}
+                Ok(Announce::Following(_)) => {}
                 Err(_) => panic!(
                     "the server did not print its address; its log:\n{}",
                     self.logs()
