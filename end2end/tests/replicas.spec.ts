@@ -3,6 +3,7 @@ import {
   allExpandedLines,
   cards,
   createConversation,
+  processesMatching,
   sendChat,
   startProxy,
   unique,
@@ -11,8 +12,8 @@ import {
 import { startNats, type Nats } from "./nats";
 import { startReplica, type Replica } from "./server";
 
-// Two replicas on one NATS behind a balancer (a TCP proxy the test points at the
-// replica that serves, as a health-checking balancer would).
+// Replicas on one NATS: the active one runs every turn, the others follow it and
+// serve the same pages and streams, forwarding every change to it.
 test.describe("replicas on NATS", () => {
   let nats: Nats | undefined;
   let replicas: Replica[] = [];
@@ -22,7 +23,53 @@ test.describe("replicas on NATS", () => {
     await nats?.stop();
   });
 
-  test("the page rides through the active replica's death onto the standby", async ({ page, request }) => {
+  test("a page on a follower watches and steers a command that runs on the active replica", async ({
+    page,
+    request,
+  }) => {
+    nats = await startNats();
+    const args = ["--nats", nats.url, "--nats-prefix", unique("e2e")];
+    const a = await startReplica({ args });
+    replicas.push(a);
+    const b = await startReplica({ args });
+    replicas.push(b);
+    expect(a.following).toBe(false);
+    expect(b.following).toBe(true);
+
+    // Everything below goes through B; the command runs on A.
+    const conversation = await createConversation(request, { base: b.url });
+    await page.goto(`${b.url}/c/${conversation.id}`);
+    await waitConnected(page);
+    const marker = `654.${Math.floor(Math.random() * 1e9)}`;
+    await sendChat(page, `for i in $(seq 1 30); do echo n-$i; done; sleep ${marker}`);
+    const card = cards(page).first();
+    await expect(card.getByTestId("output")).toContainText("n-30");
+    await expect.poll(() => processesMatching(`sleep ${marker}`).length).toBeGreaterThan(0);
+
+    await card.getByTestId("cancel-tool").click();
+    await expect(card).toHaveAttribute("data-status", "cancelled");
+    await expect.poll(() => processesMatching(`sleep ${marker}`)).toEqual([]);
+    await expect(page.getByTestId("agent-message").last()).toHaveText("Command cancelled.");
+
+    // The page on B shows exactly what A stored, once and in order.
+    const stored = await (await request.get(`${a.url}/api/conversations/${conversation.id}/messages`)).json();
+    const lines = stored
+      .filter((m: { type: string }) => m.type === "tool_output")
+      .map((m: { content: string }) => m.content)
+      .join("")
+      .split("\r\n")
+      .filter((l: string) => l !== "");
+    expect(lines).toEqual(Array.from({ length: 30 }, (_, i) => `n-${i + 1}`));
+    await card.getByTestId("expand").click();
+    expect(await allExpandedLines(card)).toEqual(lines);
+    const dom = await page.getByTestId("timeline").evaluate((el) =>
+      Array.from(el.querySelectorAll(".item[data-idx]"), (i) => Number(i.getAttribute("data-idx"))),
+    );
+    expect(new Set(dom).size).toBe(dom.length);
+    expect(Math.max(...dom)).toBe(stored.length - 1);
+  });
+
+  test("the page rides through the active replica's death onto a follower", async ({ page, request }) => {
     nats = await startNats();
     const proxy = await startProxy();
     const args = [
@@ -33,10 +80,10 @@ test.describe("replicas on NATS", () => {
     ];
     const a = await startReplica({ args });
     replicas.push(a);
-    expect(a.standby).toBe(false);
+    expect(a.following).toBe(false);
     const b = await startReplica({ args });
     replicas.push(b);
-    expect(b.standby).toBe(true);
+    expect(b.following).toBe(true);
     proxy.target = a.url;
 
     const conversation = await createConversation(request, { base: a.url });
@@ -49,10 +96,13 @@ test.describe("replicas on NATS", () => {
 
     await a.kill();
     await expect(indicator).toHaveAttribute("data-state", "reconnecting");
-    await b.serving;
+    // A health-checking balancer sends the page to the follower at once; the page
+    // keeps streaming from it while it takes over (its streams end once, when it does).
     proxy.target = b.url;
     await waitConnected(page, 30_000);
-    await expect(card).toHaveAttribute("data-status", "interrupted");
+    await b.serving;
+    await expect(card).toHaveAttribute("data-status", "interrupted", { timeout: 30_000 });
+    await waitConnected(page, 30_000);
 
     // What the dead replica stored is shown once, in order.
     const stored = await (await request.get(`${b.url}/api/conversations/${conversation.id}/messages`)).json();

@@ -34,15 +34,15 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
 }
 
 export interface Replica extends Server {
-  /** True if it started as a standby (another replica is active). */
-  standby: boolean;
+  /** True if it started following another replica (which is active). */
+  following: boolean;
   /** Resolves once it serves (at once for the active replica). */
   serving: Promise<void>;
 }
 
 /**
  * Starts `tether` and resolves once it listens: serving, or (on NATS, while another
- * replica is active) standing by; `serving` resolves when it takes over.
+ * replica is active) following it; `serving` resolves when it takes over.
  */
 export async function startReplica(opts: StartOptions = {}): Promise<Replica> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "tether-e2e-"));
@@ -56,17 +56,17 @@ export async function startReplica(opts: StartOptions = {}): Promise<Replica> {
   let seen = "";
   let markServing: () => void = () => {};
   const serving = new Promise<void>((ok) => (markServing = ok));
-  const { url, standby } = await new Promise<{ url: string; standby: boolean }>((ok, fail) => {
+  const { url, following } = await new Promise<{ url: string; following: boolean }>((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`tether did not start: ${seen}`)), 30_000);
     proc.stdout!.on("data", (chunk: Buffer) => {
       seen += chunk.toString();
       const served = /Tether is serving (http:\/\/[^\s/]+)/.exec(seen);
-      const waiting = /Tether is standing by at (http:\/\/[^\s/]+)/.exec(seen);
+      const waiting = /Tether is following at (http:\/\/[^\s/]+)/.exec(seen);
       if (served) markServing();
       const match = served ?? waiting;
       if (match) {
         clearTimeout(timer);
-        ok({ url: match[1], standby: !served });
+        ok({ url: match[1], following: !served });
       }
     });
     proc.once("exit", (code) => {
@@ -85,7 +85,7 @@ export async function startReplica(opts: StartOptions = {}): Promise<Replica> {
     port,
     dataDir,
     proc,
-    standby,
+    following,
     serving,
     stop: (o) => finish("SIGTERM", o?.keepData ?? false),
     kill: () => finish("SIGKILL", true),

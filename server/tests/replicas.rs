@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use app::protocol::{MessageType, RunStatus, ToolStatus};
 use common::{
-    NatsServer, ProcessGuard, StatusCode, TestServer, WAIT, assert_closed, assert_dense,
+    NatsServer, ProcessGuard, Request, StatusCode, TestServer, WAIT, assert_closed, assert_dense,
     assert_error, marker, pids_with, tool_calls, wait_no_processes,
 };
 use nix::sys::signal::{Signal, kill};
@@ -68,9 +68,9 @@ async fn followers_serve_streams_and_forward_every_change_to_the_active_replica(
     let c = TestServer::replica(&nats.url(), "three", &[]);
     assert!(b.is_following() && c.is_following(), "the others follow it");
 
-    // Created through C, run by A, known to all three.
+    // Created through C, run by A, and streamed at once from B (which looks it up
+    // in NATS if its feed has not brought it yet).
     let id = c.create_default().await;
-    wait_known(&b, &id).await;
     let mut on_b = b.stream(&id).await;
     let mut everything_on_c = c.events().await;
     let m = marker();
@@ -139,6 +139,76 @@ async fn followers_serve_streams_and_forward_every_change_to_the_active_replica(
             .iter()
             .all(|x| x.message_count <= log.len() as u64)
     );
+}
+
+#[tokio::test]
+async fn a_follower_answers_bad_requests_and_shares_as_the_active_replica_does() {
+    let nats = NatsServer::start();
+    let a = TestServer::replica(&nats.url(), "answers", &[]);
+    let b = TestServer::replica(&nats.url(), "answers", &[]);
+    let c = TestServer::replica(&nats.url(), "answers", &[]);
+    assert!(b.is_following() && c.is_following());
+    let id = a.create_default().await;
+    wait_known(&b, &id).await;
+
+    // Bad input through a follower gets the active replica's own 4xx and changes nothing.
+    let broken = b
+        .post_raw(&format!("conversations/{id}/chat"), "{not json")
+        .await;
+    assert_error(
+        "broken JSON via a follower",
+        &broken,
+        StatusCode::BAD_REQUEST,
+    );
+    let unknown = b
+        .post(
+            "conversations/no-such-id/chat",
+            serde_json::json!({ "message": "echo x" }),
+        )
+        .await;
+    assert_error(
+        "a chat to no conversation via a follower",
+        &unknown,
+        StatusCode::NOT_FOUND,
+    );
+    assert!(a.messages_json(&id).await.is_empty(), "nothing was written");
+
+    // A share made through B opens the conversation on C; revoked through C, it no
+    // longer works on B.
+    let (status, created) = b
+        .post(&format!("conversations/{id}/shares"), serde_json::json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let secret = created["url"]
+        .as_str()
+        .and_then(|u| u.strip_prefix("/s/"))
+        .expect("a share link")
+        .to_string();
+    let read_with_share = |server: &TestServer| {
+        Request::get(&server.conv(&id, "messages"))
+            .header("Authorization", format!("Share {secret}"))
+    };
+    let deadline = Instant::now() + WAIT;
+    while c.send(read_with_share(&c)).await.status() != StatusCode::OK {
+        assert!(Instant::now() < deadline, "the share never worked on C");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let share_id = created["share_id"].as_str().expect("a share id");
+    let revoked = c
+        .send(Request::new(
+            "DELETE",
+            &c.conv(&id, &format!("shares/{share_id}")),
+        ))
+        .await;
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    let deadline = Instant::now() + WAIT;
+    while b.send(read_with_share(&b)).await.status() != StatusCode::FORBIDDEN {
+        assert!(
+            Instant::now() < deadline,
+            "the revoked share still works on B"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]

@@ -82,6 +82,16 @@ impl Conversation {
         })
     }
 
+    /// How many messages the log has, as far as anyone knows: on a follower this
+    /// may be ahead of what its own log has taken from the feed so far.
+    pub async fn known_len(&self) -> Result<u64, StoreError> {
+        let len = self.log.len();
+        if self.remote.is_none() {
+            return Ok(len);
+        }
+        Ok(len.max(self.shared.store.message_count(&self.id).await?))
+    }
+
     /// Takes a view the active replica published.
     fn take_remote(&self, view: RemoteView) {
         if let Some(remote) = &self.remote {
@@ -178,6 +188,30 @@ impl Engine {
         let engine = Arc::new(Engine::with(shared, map, settings.max_conversations, true));
         tokio::spawn(follow(engine.clone(), feed, shutdown, on_share));
         Ok(engine)
+    }
+
+    /// Like `get`; on a follower, a conversation the feed has not brought yet (one
+    /// created a moment ago on the active replica) is looked up in the store.
+    pub async fn find(&self, id: &str) -> Result<Arc<Conversation>, super::EngineError> {
+        match self.get(id) {
+            Err(missing) if self.following => {
+                let record = self
+                    .shared
+                    .store
+                    .conversations()
+                    .await?
+                    .into_iter()
+                    .find(|r| r.id == id);
+                match record {
+                    Some(record) => {
+                        self.followed_record(record).await?;
+                        self.get(id)
+                    }
+                    None => Err(missing),
+                }
+            }
+            found => found,
+        }
     }
 
     async fn followed_record(&self, record: ConversationRecord) -> Result<(), StoreError> {

@@ -98,11 +98,6 @@ impl Engine {
         self.shared.notify_changed();
     }
 
-    /// Whether this engine only follows another replica (which runs every turn).
-    pub fn is_follower(&self) -> bool {
-        self.following
-    }
-
     pub fn get(&self, id: &str) -> Result<Arc<Conversation>, EngineError> {
         self.map
             .read()

@@ -99,7 +99,7 @@ async fn state(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<ConversationState>, AppError> {
-    Ok(axum::Json(state.engine.get(&id)?.state()))
+    Ok(axum::Json(state.engine.find(&id).await?.state()))
 }
 
 async fn chat(

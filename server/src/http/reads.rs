@@ -40,7 +40,7 @@ pub(super) async fn stream(
     grant: Option<Extension<ShareGrant>>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let conversation = state.engine.get(&id)?;
+    let conversation = state.engine.find(&id).await?;
     // Last-Event-ID (sent by a reconnecting EventSource) wins: resume after it.
     let cursor = match headers.get("last-event-id") {
         Some(value) => {
@@ -54,7 +54,14 @@ pub(super) async fn stream(
             None => 0,
         },
     };
+    // A follower's log may trail the active replica's by a moment: a client coming
+    // from there may be ahead of it, and then waits for it here.
     let len = conversation.log.len();
+    let len = if cursor > len {
+        conversation.known_len().await?
+    } else {
+        len
+    };
     if cursor > len {
         return Err(AppError::BadRequest(format!(
             "cannot stream from index {cursor}: the conversation has {len} messages"
@@ -82,7 +89,7 @@ pub(super) async fn messages(
     Path(id): Path<String>,
     Query(query): Query<RangeQuery>,
 ) -> Result<Response, AppError> {
-    let conversation = state.engine.get(&id)?;
+    let conversation = state.engine.find(&id).await?;
     let start = query
         .start
         .as_deref()
@@ -129,7 +136,7 @@ pub(super) async fn download(
     Path(id): Path<String>,
     Query(query): Query<DownloadQuery>,
 ) -> Result<Response, AppError> {
-    let conversation = state.engine.get(&id)?;
+    let conversation = state.engine.find(&id).await?;
     let (body, kind, ext) = match query.format.as_deref().unwrap_or("json") {
         "json" => (
             transcript::json(&conversation).await?,
