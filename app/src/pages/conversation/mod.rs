@@ -137,7 +137,7 @@ fn ConversationView(snapshot: Snapshot) -> impl IntoView {
         timeline.items.with(|items| {
             items
                 .iter()
-                .filter(|i| i.search_text().to_lowercase().contains(&q))
+                .filter(|i| i.matches(&q))
                 .map(Item::idx)
                 .collect::<Vec<_>>()
         })
