@@ -105,6 +105,8 @@ fn ConversationView(snapshot: Snapshot) -> impl IntoView {
                 settings,
                 status,
                 reconnects,
+                // A command's output can flood; the page must keep painting meanwhile.
+                worker: true,
             });
             crate::tick(now);
         });
