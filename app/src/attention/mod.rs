@@ -166,6 +166,8 @@ pub fn AttentionRoot() -> impl IntoView {
             settings,
             status: a.status,
             reconnects: a.reconnects,
+            // A list of summaries: it never floods.
+            worker: false,
         });
     });
 

@@ -4,6 +4,8 @@
 pub mod frames;
 pub mod http;
 pub mod stream;
+#[cfg(feature = "hydrate")]
+pub mod worker;
 
 /// Milliseconds since the epoch, from the browser's clock.
 pub fn now_ms() -> f64 {

@@ -2,6 +2,11 @@
 //! 60 s, ±10 % jitter) from the caller's own cursor, declares a silent stream dead
 //! after the watchdog timeout, reconnects at once when the browser comes back online
 //! or the tab becomes visible, and stops for good when the resource is gone (404).
+//!
+//! A stream can have its `EventSource` held by a Web Worker (`client::worker`), which
+//! hands the events over in bounded batches instead of one burst per network read;
+//! every decision above is still made here. Without workers, or if the worker's
+//! script cannot be loaded, the page holds the `EventSource` itself.
 
 use std::rc::Rc;
 
@@ -41,6 +46,8 @@ pub struct StreamSpec {
     pub status: RwSignal<Conn>,
     /// How many times the stream was re-opened.
     pub reconnects: RwSignal<u32>,
+    /// Hold the `EventSource` in a worker: for streams that can flood.
+    pub worker: bool,
 }
 
 /// Keeps the stream alive; `close` ends it (call it from `on_cleanup`).
@@ -94,6 +101,7 @@ mod imp {
     use super::{Conn, StreamSpec};
     use crate::backoff::Backoff;
     use crate::client::now_ms;
+    use crate::client::worker::{Report, WorkerLink};
     use crate::watchdog::Watchdog;
 
     type Shared = Rc<RefCell<Inner>>;
@@ -101,6 +109,8 @@ mod imp {
     pub struct Inner {
         spec: StreamSpec,
         source: Option<EventSource>,
+        /// Holds the source instead of `source` when the stream runs through a worker.
+        worker: Option<WorkerLink>,
         /// Listeners of the current EventSource; dropped with it.
         source_closures: Vec<Closure<dyn FnMut(MessageEvent)>>,
         /// Window/document listeners and the watchdog interval, for the stream's life.
@@ -119,6 +129,7 @@ mod imp {
         let shared = Rc::new(RefCell::new(Inner {
             spec,
             source: None,
+            worker: None,
             source_closures: Vec::new(),
             global_closures: Vec::new(),
             watchdog_interval: None,
@@ -128,9 +139,58 @@ mod imp {
             retry_closure: None,
             closed: false,
         }));
+        if shared.borrow().spec.worker {
+            let weak = Rc::downgrade(&shared);
+            let link = WorkerLink::start(move |report| {
+                if let Some(shared) = weak.upgrade() {
+                    on_worker_report(&shared, report);
+                }
+            });
+            shared.borrow_mut().worker = link;
+        }
         install_globals(&shared, check_ms);
         connect(&shared);
         shared
+    }
+
+    fn on_worker_report(shared: &Shared, report: Report) {
+        match report {
+            Report::Open => opened(shared),
+            Report::Error => schedule_reconnect(shared),
+            Report::Batch(events) => {
+                let (handler, names) = {
+                    let mut inner = shared.borrow_mut();
+                    if inner.closed {
+                        return;
+                    }
+                    inner.watchdog.touch(now_ms());
+                    (inner.spec.on_event.clone(), inner.spec.events)
+                };
+                for (name, data) in events {
+                    if let Some(&name) = names.iter().find(|n| **n == name) {
+                        handler(name, data);
+                    }
+                }
+            }
+            Report::Failed => {
+                let link = shared.borrow_mut().worker.take();
+                if let Some(link) = link {
+                    link.terminate();
+                    leptos::logging::warn!("stream worker failed; streaming on the page");
+                    let gone = shared.borrow().spec.status.get_untracked() == Conn::Gone;
+                    if !gone {
+                        connect(shared);
+                    }
+                }
+            }
+        }
+    }
+
+    fn opened(shared: &Shared) {
+        let mut inner = shared.borrow_mut();
+        inner.backoff.reset();
+        inner.watchdog.touch(now_ms());
+        inner.spec.status.set(Conn::Connected);
     }
 
     fn install_globals(shared: &Shared, check_ms: f64) {
@@ -195,6 +255,9 @@ mod imp {
     }
 
     fn drop_source(inner: &mut Inner) {
+        if let Some(link) = &inner.worker {
+            link.close_source();
+        }
         if let Some(source) = inner.source.take() {
             source.set_onopen(None);
             source.set_onerror(None);
@@ -218,6 +281,14 @@ mod imp {
         clear_retry(&mut inner);
         drop_source(&mut inner);
         let url = (inner.spec.url)();
+        if let Some(link) = &inner.worker {
+            link.open(&url, inner.spec.events);
+            if inner.spec.status.get_untracked() != Conn::Connected {
+                inner.spec.status.set(Conn::Connecting);
+            }
+            inner.watchdog.touch(now_ms());
+            return;
+        }
         let Ok(source) = EventSource::new(&url) else {
             drop(inner);
             schedule_reconnect(shared);
@@ -249,10 +320,7 @@ mod imp {
         let weak = Rc::downgrade(shared);
         let on_open = Closure::<dyn FnMut(MessageEvent)>::new(move |_| {
             if let Some(shared) = weak.upgrade() {
-                let mut inner = shared.borrow_mut();
-                inner.backoff.reset();
-                inner.watchdog.touch(now_ms());
-                inner.spec.status.set(Conn::Connected);
+                opened(&shared);
             }
         });
         let weak = Rc::downgrade(shared);
@@ -320,6 +388,9 @@ mod imp {
         let mut inner = shared.borrow_mut();
         inner.closed = true;
         drop_source(&mut inner);
+        if let Some(link) = inner.worker.take() {
+            link.terminate();
+        }
         clear_retry(&mut inner);
         if let Some(window) = web_sys::window() {
             if let Some(id) = inner.watchdog_interval.take() {

@@ -1,5 +1,7 @@
 //! The timeline's rows and the live cards inside them.
 
+use std::sync::Arc;
+
 use leptos::prelude::*;
 use serde_json::Value;
 
@@ -34,7 +36,7 @@ pub struct ToolCard {
     /// The card's text for Find, with the `version` and command it was made from:
     /// Find runs on every applied message, and re-reading every card's screen each
     /// time made a long conversation slower with each line of output.
-    search: StoredValue<Option<(u64, String, String)>>,
+    search: StoredValue<Option<CardText>>,
 }
 
 impl ToolCard {
@@ -87,6 +89,16 @@ impl AgentCall {
             locations: RwSignal::new(Vec::new()),
         }
     }
+}
+
+/// A card's searchable text as of one `version` and command. Shared, and kept
+/// lowercased too, so matching a card that did not change copies nothing.
+#[derive(Clone)]
+struct CardText {
+    version: u64,
+    command: String,
+    text: Arc<str>,
+    lower: Arc<str>,
 }
 
 /// One row of the timeline.
@@ -175,6 +187,20 @@ impl Item {
         }
     }
 
+    /// Whether Find's query, already lowercased, occurs in this row. Cards answer
+    /// from their cached lowercased text: a flood changes one card, and the others
+    /// should cost nothing each time Find runs again.
+    pub fn matches(&self, query_lower: &str) -> bool {
+        match self {
+            Item::Tool { card, .. } => card_text(card).lower.contains(query_lower),
+            Item::AgentTool { call, .. } => {
+                agent_text(call).to_lowercase().contains(query_lower)
+                    || card_text(&call.card).lower.contains(query_lower)
+            }
+            _ => self.search_text().to_lowercase().contains(query_lower),
+        }
+    }
+
     /// Plain text to search in.
     pub fn search_text(&self) -> String {
         match self {
@@ -186,25 +212,10 @@ impl Item {
             | Item::Error { text, .. }
             | Item::Restart { text, .. } => text.clone(),
             Item::Reply { text, .. } | Item::Thought { text, .. } => text.get_untracked(),
-            Item::Tool { card, .. } => card_text(card),
+            Item::Tool { card, .. } => card_text(card).text.to_string(),
             Item::AgentTool { call, .. } => {
-                let mut text = call.title.get_untracked();
-                text.push('\n');
-                call.content.with_untracked(|content| {
-                    for c in content {
-                        match c {
-                            ToolContent::Text { text: t } => text.push_str(t),
-                            ToolContent::Diff { path, new_text, .. } => {
-                                text.push_str(path);
-                                text.push('\n');
-                                text.push_str(new_text);
-                            }
-                            ToolContent::Terminal { .. } => {}
-                        }
-                        text.push('\n');
-                    }
-                });
-                text.push_str(&card_text(&call.card));
+                let mut text = agent_text(call);
+                text.push_str(&card_text(&call.card).text);
                 text
             }
             Item::Plan { entries, .. } => entries.with_untracked(|e| {
@@ -226,22 +237,48 @@ impl Item {
     }
 }
 
-fn card_text(card: &ToolCard) -> String {
+/// An agent call's own text (title and content), without its card's output.
+fn agent_text(call: &AgentCall) -> String {
+    let mut text = call.title.get_untracked();
+    text.push('\n');
+    call.content.with_untracked(|content| {
+        for c in content {
+            match c {
+                ToolContent::Text { text: t } => text.push_str(t),
+                ToolContent::Diff { path, new_text, .. } => {
+                    text.push_str(path);
+                    text.push('\n');
+                    text.push_str(new_text);
+                }
+                ToolContent::Terminal { .. } => {}
+            }
+            text.push('\n');
+        }
+    });
+    text
+}
+
+fn card_text(card: &ToolCard) -> CardText {
     let version = card.version.get_untracked();
     let command = card.command.get_untracked();
     let cached = card.search.with_value(|cache| {
         cache
             .as_ref()
-            .filter(|(v, c, _)| *v == version && *c == command)
-            .map(|(_, _, text)| text.clone())
+            .filter(|c| c.version == version && c.command == command)
+            .cloned()
     });
-    if let Some(text) = cached {
-        return text;
+    if let Some(cached) = cached {
+        return cached;
     }
     let mut text = command.clone();
     text.push('\n');
     card.term.with_value(|t| text.push_str(&t.plain_text()));
-    card.search
-        .set_value(Some((version, command, text.clone())));
-    text
+    let fresh = CardText {
+        version,
+        command,
+        lower: text.to_lowercase().into(),
+        text: text.into(),
+    };
+    card.search.set_value(Some(fresh.clone()));
+    fresh
 }

@@ -307,3 +307,25 @@ fn find_sees_a_cards_new_output_once_it_has_read_the_card() {
         assert_eq!(card.search_text(), "seq 3\nfirst\nsecond\n");
     });
 }
+
+#[test]
+fn find_matches_a_cards_output_in_any_case_as_it_grows() {
+    let owner = Owner::new();
+    owner.with(|| {
+        let t = Timeline::new(0);
+        t.push(message(0, MessageType::User, "seq 3", None));
+        t.push(call(1, "c1", "bash", None));
+        t.push(message(2, MessageType::ToolOutput, "First\r\n", Some("c1")));
+        let card = t.items.with_untracked(|items| items[1].clone());
+        assert!(card.matches("first"));
+        assert!(!card.matches("second"));
+        t.push(message(
+            3,
+            MessageType::ToolOutput,
+            "SeCoNd\r\n",
+            Some("c1"),
+        ));
+        assert!(card.matches("second"));
+        assert!(card.matches("seq 3"));
+    });
+}

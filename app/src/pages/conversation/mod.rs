@@ -105,6 +105,8 @@ fn ConversationView(snapshot: Snapshot) -> impl IntoView {
                 settings,
                 status,
                 reconnects,
+                // A command's output can flood; the page must keep painting meanwhile.
+                worker: true,
             });
             crate::tick(now);
         });
@@ -137,7 +139,7 @@ fn ConversationView(snapshot: Snapshot) -> impl IntoView {
         timeline.items.with(|items| {
             items
                 .iter()
-                .filter(|i| i.search_text().to_lowercase().contains(&q))
+                .filter(|i| i.matches(&q))
                 .map(Item::idx)
                 .collect::<Vec<_>>()
         })
