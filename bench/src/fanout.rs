@@ -97,6 +97,52 @@ pub async fn fanout(ctx: &Ctx, rep: &mut Report) -> std::result::Result<(), Stri
     Ok(())
 }
 
+/// On NATS: the same clients on one replica, then spread over three (the active one
+/// and two followers), side by side in one run.
+pub async fn over_replicas(ctx: &Ctx, rep: &mut Report) -> std::result::Result<(), String> {
+    let n = if ctx.smoke { 30 } else { 1000 };
+    for run in 0..ctx.runs {
+        for mode in [Mode::Live, Mode::Stored] {
+            let source = fan_source_bytes(n, ctx.smoke);
+            let mut figures = Vec::new();
+            for replicas in [1, 3] {
+                eprintln!(
+                    "fan-out {n} clients {} over {replicas} replica(s) run {}",
+                    mode.label(),
+                    run + 1
+                );
+                let t = Tether::start(&ctx.tether).await?;
+                let followers = t.followers(&ctx.tether, replicas - 1).await?;
+                let mut addrs = vec![t.addr()];
+                addrs.extend(followers.iter().map(Tether::addr));
+                let fan = tether_fanout_over(&t, &addrs, n, source, mode).await;
+                for f in followers {
+                    f.stop().await;
+                }
+                t.stop().await;
+                match fan {
+                    Ok(fan) => figures.push(fan.events_s),
+                    Err(e) => {
+                        rep.problem(format!("fan-out over {replicas} replicas: {e}"));
+                        break;
+                    }
+                }
+            }
+            let [one, three] = figures[..] else { continue };
+            let what = format!("fan-out {n} clients {}", mode.label());
+            rep.add(&format!("{what}: 1 replica"), "events/s", None, one);
+            rep.add(&format!("{what}: over 3 replicas"), "events/s", None, three);
+            rep.add(
+                &format!("{what}: 3 replicas / 1"),
+                "ratio",
+                None,
+                three / one,
+            );
+        }
+    }
+    Ok(())
+}
+
 /// What one fan-out client saw.
 struct ClientResult {
     events: u64,
@@ -196,14 +242,29 @@ fn fan_source_bytes(clients: usize, smoke: bool) -> u64 {
     }
 }
 
-async fn tether_live(t: &Tether, clients: usize, source: u64) -> Result<FanOut> {
-    let id = Arc::new(t.create_conversation().await?);
-    let addr = t.addr();
-    let streams = open_many(clients, |_| {
+/// Client `i` streams from `addrs[i % addrs.len()]`: the replicas share the clients.
+async fn open_spread(
+    addrs: &[SocketAddr],
+    clients: usize,
+    id: &Arc<String>,
+) -> Result<Vec<ConvStream>> {
+    let addrs = Arc::new(addrs.to_vec());
+    open_many(clients, |i| {
         let id = id.clone();
+        let addr = addrs[i % addrs.len()];
         async move { ConvStream::open(addr, &id, 0).await }
     })
-    .await?;
+    .await
+}
+
+async fn tether_live(
+    t: &Tether,
+    addrs: &[SocketAddr],
+    clients: usize,
+    source: u64,
+) -> Result<FanOut> {
+    let id = Arc::new(t.create_conversation().await?);
+    let streams = open_spread(addrs, clients, &id).await?;
     let command = format!("head -c {source} /dev/urandom | base64");
     run_fan(streams, Some(base64_bytes(source)), async {
         let t0 = Instant::now();
@@ -230,9 +291,20 @@ async fn ceiling_live(addr: SocketAddr, clients: usize, frames: u64) -> Result<F
 }
 
 async fn tether_fanout(t: &Tether, clients: usize, source: u64, mode: Mode) -> Result<FanOut> {
+    tether_fanout_over(t, &[t.addr()], clients, source, mode).await
+}
+
+/// `t` runs the command; the clients stream from `addrs` (its followers too).
+async fn tether_fanout_over(
+    t: &Tether,
+    addrs: &[SocketAddr],
+    clients: usize,
+    source: u64,
+    mode: Mode,
+) -> Result<FanOut> {
     match mode {
-        Mode::Live => tether_live(t, clients, source).await,
-        Mode::Stored => tether_stored(t, clients, source).await,
+        Mode::Live => tether_live(t, addrs, clients, source).await,
+        Mode::Stored => tether_stored(t, addrs, clients, source).await,
     }
 }
 
@@ -250,7 +322,12 @@ async fn ceiling_fanout(
 
 /// Runs the command to its end with one client watching, then times `clients` new
 /// streams reading it all from index 0.
-async fn tether_stored(t: &Tether, clients: usize, source: u64) -> Result<FanOut> {
+async fn tether_stored(
+    t: &Tether,
+    addrs: &[SocketAddr],
+    clients: usize,
+    source: u64,
+) -> Result<FanOut> {
     let id = Arc::new(t.create_conversation().await?);
     let addr = t.addr();
     let probe = ConvStream::open(addr, &id, 0).await?;
@@ -258,11 +335,7 @@ async fn tether_stored(t: &Tether, clients: usize, source: u64) -> Result<FanOut
         .await?;
     timeout(fan_client(probe, false)).await?;
     let t0 = Instant::now();
-    let streams = open_many(clients, |_| {
-        let id = id.clone();
-        async move { ConvStream::open(addr, &id, 0).await }
-    })
-    .await?;
+    let streams = open_spread(addrs, clients, &id).await?;
     run_fan(streams, Some(base64_bytes(source)), async move { Ok(t0) }).await
 }
 

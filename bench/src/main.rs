@@ -39,8 +39,8 @@ struct Cli {
     /// Runs per figure; each figure is reported as min / median / max.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Only these workloads (repeatable): throughput, latency, fanout, idle, replay,
-    /// changes, browser, bundle.
+    /// Only these workloads (repeatable): throughput, latency, fanout, replicas (on
+    /// NATS only), idle, replay, changes, browser, bundle.
     #[arg(long)]
     only: Vec<String>,
     /// Everything tiny, no ttyd, no browser; exits non-zero on wrong output.
@@ -406,6 +406,13 @@ async fn run(cli: Cli) -> Result<Report, String> {
         && let Err(e) = fanout::fanout(&ctx, &mut rep).await
     {
         rep.problem(format!("fanout: {e}"));
+    }
+    if wants("replicas") && procs::on_nats() {
+        if let Err(e) = fanout::over_replicas(&ctx, &mut rep).await {
+            rep.problem(format!("replicas: {e}"));
+        }
+    } else if !cli.only.is_empty() && wants("replicas") {
+        eprintln!("replicas: skipped (it needs --nats)");
     }
     if wants("idle")
         && let Err(e) = idle(&ctx, &mut rep).await

@@ -115,17 +115,22 @@ pub fn use_nats(url: String) {
 /// Starts `tether` on 127.0.0.1:0 with `data_dir` (and on NATS, a prefix of its own
 /// named after the data directory).
 pub async fn start_tether(bin: &Path, data_dir: &Path) -> Result<Server> {
+    start_replica(bin, data_dir, None).await
+}
+
+/// Like `start_tether`; with `follow`, on NATS under that prefix, as a replica that
+/// follows the active one already running there.
+async fn start_replica(bin: &Path, data_dir: &Path, follow: Option<&str>) -> Result<Server> {
     let mut cmd = Command::new(bin);
     cmd.arg("--addr")
         .arg("127.0.0.1:0")
         .arg("--data-dir")
         .arg(data_dir);
     if let Some(url) = NATS_URL.get() {
-        let name = data_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("bench")
-            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "");
+        let name = match follow {
+            Some(prefix) => prefix.to_string(),
+            None => prefix_of(data_dir),
+        };
         cmd.arg("--nats").arg(url).arg("--nats-prefix").arg(name);
     }
     cmd.stdin(Stdio::null())
@@ -143,11 +148,25 @@ pub async fn start_tether(bin: &Path, data_dir: &Path) -> Result<Server> {
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
-    let addr = wait_for_addr(stdout, "Tether is serving http://", |rest| {
-        rest.split('/').next()?.parse().ok()
-    })
-    .await?;
+    let marker = match follow {
+        Some(_) => "Tether is following at http://",
+        None => "Tether is serving http://",
+    };
+    let addr = wait_for_addr(stdout, marker, |rest| rest.split('/').next()?.parse().ok()).await?;
     Ok(Server { addr, child })
+}
+
+fn prefix_of(data_dir: &Path) -> String {
+    data_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("bench")
+        .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "")
+}
+
+/// Whether the servers of this run keep their data in NATS.
+pub fn on_nats() -> bool {
+    NATS_URL.get().is_some()
 }
 
 /// Starts ttyd on a random loopback port, accepting one client, running `bash -c cmd`.
@@ -220,6 +239,25 @@ impl Tether {
 
     pub fn addr(&self) -> SocketAddr {
         self.server.addr
+    }
+
+    /// On NATS: `followers` more replicas following this one (which must be active).
+    pub async fn followers(&self, bin: &Path, followers: usize) -> Result<Vec<Tether>> {
+        let prefix = prefix_of(self.data.path());
+        let mut out = Vec::with_capacity(followers);
+        for _ in 0..followers {
+            let data = tempfile::Builder::new()
+                .prefix("tether-bench-data-")
+                .tempdir()
+                .map_err(|e| e.to_string())?;
+            let cwd = tempfile::Builder::new()
+                .prefix("tether-bench-cwd-")
+                .tempdir()
+                .map_err(|e| e.to_string())?;
+            let server = start_replica(bin, data.path(), Some(&prefix)).await?;
+            out.push(Tether { server, cwd, data });
+        }
+        Ok(out)
     }
 
     pub async fn create_conversation(&self) -> Result<String> {

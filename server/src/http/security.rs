@@ -161,8 +161,9 @@ fn forbidden(message: &str) -> Response {
 }
 
 /// Built files the page loads before it can authenticate anything; they hold no data.
+/// The stream worker is one: a page opened with a share link needs it too.
 fn is_public_asset(path: &str) -> bool {
-    path.starts_with("/pkg/") || path == "/favicon.svg"
+    path.starts_with("/pkg/") || path == "/favicon.svg" || path == "/stream-worker.js"
 }
 
 fn is_stream(path: &str) -> bool {
