@@ -41,10 +41,10 @@ test.describe("share links", () => {
       // Someone without the token opens it in a browser of their own.
       const watcher = await viewer.newPage();
       // The stream worker's script is public, so a share's page streams through it too.
-      const worker = watcher.waitForEvent("worker", (w) => w.url().endsWith("/stream-worker.js"));
+      const script = watcher.waitForResponse((r) => r.url().endsWith("/stream-worker.js"));
       await watcher.goto(link);
       await expect(watcher).toHaveURL(`${server.url}/c/${created.id}`);
-      await worker;
+      expect((await script).status()).toBe(200);
       await waitConnected(watcher);
       await expect(watcher.getByTestId("read-only")).toBeVisible();
       for (const hidden of ["chat-input", "share-open", "restart-open", "send", "stop"]) {
