@@ -225,6 +225,12 @@ pub struct Tether {
 
 impl Tether {
     pub async fn start(bin: &Path) -> Result<Self> {
+        Self::start_following(bin, None).await
+    }
+
+    /// With `follow`, on NATS under that prefix, as a replica that follows the
+    /// active one already running there.
+    async fn start_following(bin: &Path, follow: Option<&str>) -> Result<Self> {
         let data = tempfile::Builder::new()
             .prefix("tether-bench-data-")
             .tempdir()
@@ -233,7 +239,7 @@ impl Tether {
             .prefix("tether-bench-cwd-")
             .tempdir()
             .map_err(|e| e.to_string())?;
-        let server = start_tether(bin, data.path()).await?;
+        let server = start_replica(bin, data.path(), follow).await?;
         Ok(Tether { server, cwd, data })
     }
 
@@ -246,16 +252,7 @@ impl Tether {
         let prefix = prefix_of(self.data.path());
         let mut out = Vec::with_capacity(followers);
         for _ in 0..followers {
-            let data = tempfile::Builder::new()
-                .prefix("tether-bench-data-")
-                .tempdir()
-                .map_err(|e| e.to_string())?;
-            let cwd = tempfile::Builder::new()
-                .prefix("tether-bench-cwd-")
-                .tempdir()
-                .map_err(|e| e.to_string())?;
-            let server = start_replica(bin, data.path(), Some(&prefix)).await?;
-            out.push(Tether { server, cwd, data });
+            out.push(Self::start_following(bin, Some(&prefix)).await?);
         }
         Ok(out)
     }

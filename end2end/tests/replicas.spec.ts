@@ -1,4 +1,4 @@
-import { expect, test } from "@playwright/test";
+import { expect, test, type APIRequestContext } from "@playwright/test";
 import {
   allExpandedLines,
   cards,
@@ -11,6 +11,18 @@ import {
 } from "./helpers";
 import { startNats, type Nats } from "./nats";
 import { startReplica, type Replica } from "./server";
+
+/** The conversation's stored messages on `base`, and its command output's lines. */
+async function storedLines(request: APIRequestContext, base: string, id: string) {
+  const stored = await (await request.get(`${base}/api/conversations/${id}/messages`)).json();
+  const lines: string[] = stored
+    .filter((m: { type: string }) => m.type === "tool_output")
+    .map((m: { content: string }) => m.content)
+    .join("")
+    .split("\r\n")
+    .filter((l: string) => l !== "");
+  return { stored, lines };
+}
 
 // Replicas on one NATS: the active one runs every turn, the others follow it and
 // serve the same pages and streams, forwarding every change to it.
@@ -52,13 +64,7 @@ test.describe("replicas on NATS", () => {
     await expect(page.getByTestId("agent-message").last()).toHaveText("Command cancelled.");
 
     // The page on B shows exactly what A stored, once and in order.
-    const stored = await (await request.get(`${a.url}/api/conversations/${conversation.id}/messages`)).json();
-    const lines = stored
-      .filter((m: { type: string }) => m.type === "tool_output")
-      .map((m: { content: string }) => m.content)
-      .join("")
-      .split("\r\n")
-      .filter((l: string) => l !== "");
+    const { stored, lines } = await storedLines(request, a.url, conversation.id);
     expect(lines).toEqual(Array.from({ length: 30 }, (_, i) => `n-${i + 1}`));
     await card.getByTestId("expand").click();
     expect(await allExpandedLines(card)).toEqual(lines);
@@ -105,13 +111,7 @@ test.describe("replicas on NATS", () => {
     await waitConnected(page, 30_000);
 
     // What the dead replica stored is shown once, in order.
-    const stored = await (await request.get(`${b.url}/api/conversations/${conversation.id}/messages`)).json();
-    const lines = stored
-      .filter((m: { type: string }) => m.type === "tool_output")
-      .map((m: { content: string }) => m.content)
-      .join("")
-      .split("\r\n")
-      .filter((l: string) => l !== "");
+    const { lines } = await storedLines(request, b.url, conversation.id);
     expect(lines.length).toBeGreaterThanOrEqual(20);
     lines.forEach((line: string, i: number) => expect(line).toBe(`n-${i + 1}`));
     await card.getByTestId("expand").click();

@@ -194,36 +194,28 @@ impl Engine {
     /// created a moment ago on the active replica) is looked up in the store.
     pub async fn find(&self, id: &str) -> Result<Arc<Conversation>, super::EngineError> {
         match self.get(id) {
-            Err(missing) if self.following => {
-                let record = self
-                    .shared
-                    .store
-                    .conversations()
-                    .await?
-                    .into_iter()
-                    .find(|r| r.id == id);
-                match record {
-                    Some(record) => {
-                        self.followed_record(record).await?;
-                        self.get(id)
-                    }
-                    None => Err(missing),
-                }
-            }
+            Err(missing) if self.following => match self.shared.store.conversation(id).await? {
+                Some(record) => Ok(self.followed_record(record).await?),
+                None => Err(missing),
+            },
             found => found,
         }
     }
 
-    async fn followed_record(&self, record: ConversationRecord) -> Result<(), StoreError> {
+    /// Takes a record the active replica wrote: the conversation's new metadata, or
+    /// a conversation this replica has not seen yet.
+    async fn followed_record(
+        &self,
+        record: ConversationRecord,
+    ) -> Result<Arc<Conversation>, StoreError> {
         if let Ok(conversation) = self.get(&record.id) {
             *conversation.meta() = record;
             conversation.notify_changed();
-            return Ok(());
+            return Ok(conversation);
         }
         let conversation =
             Conversation::build(record, self.shared.clone(), Some(Remote::default())).await?;
-        self.insert(conversation);
-        Ok(())
+        Ok(self.insert(conversation))
     }
 }
 
@@ -260,11 +252,11 @@ async fn follow(
             },
             Followed::Conversation(record) => {
                 let id = record.id.clone();
-                let followed = engine.followed_record(record).await;
-                if let (Some(view), Ok(conversation)) = (orphans.remove(&id), engine.get(&id)) {
-                    conversation.take_remote(view);
-                }
-                followed
+                engine.followed_record(record).await.map(|conversation| {
+                    if let Some(view) = orphans.remove(&id) {
+                        conversation.take_remote(view);
+                    }
+                })
             }
             Followed::Share(record) => {
                 on_share(record);

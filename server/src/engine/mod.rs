@@ -90,12 +90,20 @@ impl Engine {
         }
     }
 
-    fn insert(&self, conversation: Arc<Conversation>) {
-        self.map
+    /// Adds `conversation` unless one with its id is already there, and returns the
+    /// one the engine keeps. On a follower a lookup and the feed may both bring the
+    /// same conversation: replacing the first would leave its readers on a log the
+    /// feed no longer grows.
+    fn insert(&self, conversation: Arc<Conversation>) -> Arc<Conversation> {
+        let kept = self
+            .map
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(conversation.id.clone(), conversation);
+            .entry(conversation.id.clone())
+            .or_insert(conversation)
+            .clone();
         self.shared.notify_changed();
+        kept
     }
 
     pub fn get(&self, id: &str) -> Result<Arc<Conversation>, EngineError> {
@@ -177,8 +185,7 @@ impl Engine {
         };
         self.shared.store.create_conversation(&record).await?;
         let conversation = Conversation::open(record, self.shared.clone()).await?;
-        self.insert(conversation.clone());
-        Ok(conversation)
+        Ok(self.insert(conversation))
     }
 
     /// A receiver that sees any conversation's summary change.

@@ -115,6 +115,11 @@ pub trait Store: Send + Sync + 'static {
     async fn create_conversation(&self, record: &ConversationRecord) -> Result<()>;
     async fn update_conversation(&self, record: &ConversationRecord) -> Result<()>;
     async fn conversations(&self) -> Result<Vec<ConversationRecord>>;
+    /// One conversation's record. By default it is looked for in the whole list;
+    /// an engine with keyed records reads just that one.
+    async fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>> {
+        Ok(self.conversations().await?.into_iter().find(|r| r.id == id))
+    }
     /// Appends messages with consecutive indexes, the first being the next index of
     /// that conversation: all of them or, on error, none.
     async fn append(&self, conversation: &str, rows: Vec<AppendRow>) -> Result<()>;

@@ -272,6 +272,13 @@ impl Store for NatsStore {
         records::conversations(&self.conversations).await
     }
 
+    async fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>> {
+        if !valid_token(id) {
+            return Ok(None);
+        }
+        records::conversation(&self.conversations, id).await
+    }
+
     async fn append(&self, conversation: &str, rows: Vec<AppendRow>) -> Result<()> {
         let Some(first) = rows.first() else {
             return Ok(());

@@ -86,6 +86,17 @@ pub(super) async fn conversations(bucket: &kv::Store) -> Result<Vec<Conversation
     Ok(records)
 }
 
+pub(super) async fn conversation(
+    bucket: &kv::Store,
+    id: &str,
+) -> Result<Option<ConversationRecord>> {
+    match bucket.get(id).await {
+        Ok(Some(value)) => decode(id, &value).map(Some),
+        Ok(None) => Ok(None),
+        Err(e) => Err(backend("cannot read a conversation", e)),
+    }
+}
+
 pub(super) async fn create_share(bucket: &kv::Store, r: &ShareRecord) -> Result<()> {
     bucket
         .create(&r.id, encode(r)?)
