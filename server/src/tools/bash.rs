@@ -11,9 +11,6 @@ use super::{Call, Control, Tool, ToolOutcome};
 /// The tool's name in the log.
 pub const NAME: &str = "bash";
 
-/// At most this many output chunks are written together (64 × 8,000 chars).
-const MAX_BATCH: usize = 64;
-
 pub struct Bash {
     pub command: String,
 }
@@ -71,7 +68,7 @@ impl Tool for Bash {
                     PtyEvent::Output(text) => batch.push(text),
                     PtyEvent::Exited(info) => exit = info,
                 }
-                if batch.len() < MAX_BATCH {
+                if batch.len() < pty::WRITE_BATCH {
                     next = events.try_recv().ok();
                 }
             }

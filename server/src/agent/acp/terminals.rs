@@ -14,9 +14,6 @@ use super::files::confine;
 use crate::agent::Attachment;
 use crate::tools::pty::{self, ExitInfo, PtyEvent, PtyHandle, SpawnSpec};
 
-/// At most this many output chunks are written together.
-const MAX_BATCH: usize = 64;
-
 /// Output kept for `terminal/output` when the agent sets no limit.
 const DEFAULT_OUTPUT_LIMIT: usize = 1 << 20;
 
@@ -132,7 +129,7 @@ impl Terminals {
                         PtyEvent::Output(text) => batch.push(text),
                         PtyEvent::Exited(info) => exit = info,
                     }
-                    if batch.len() < MAX_BATCH {
+                    if batch.len() < pty::WRITE_BATCH {
                         next = events.try_recv().ok();
                     }
                 }

@@ -28,6 +28,11 @@ mod batch;
 use batch::batch_loop;
 
 const READ_BUF_SIZE: usize = 64 * 1024;
+/// At most this many output chunks (16 × 8,000 chars) are appended to the log in one
+/// write. The store writes one batch at a time for every conversation, so a larger
+/// one makes a quiet conversation's line wait longer behind a flood's; 64 measured
+/// no faster.
+pub const WRITE_BATCH: usize = 16;
 const RAW_CHANNEL_CAPACITY: usize = 32;
 const EVENT_CHANNEL_CAPACITY: usize = 64;
 /// Delay between the steps of `cancel()`'s SIGINT → SIGTERM → SIGKILL.
