@@ -11,6 +11,7 @@ mod share_sql;
 mod sqlite;
 
 pub use nats::{Lease, NatsOptions, NatsStore};
+
 pub use sqlite::SqliteStore;
 
 use app::protocol::MessageType;
@@ -83,6 +84,15 @@ pub enum Followed {
     /// The active replica's latest view of a conversation (what runs, what waits),
     /// as it published it with `publish_status`.
     Status { conversation: String, json: Bytes },
+}
+
+/// Who runs a conversation, as a claim on it found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// This process: it runs the conversation's turns and writes its log.
+    Mine,
+    /// Another replica, named as it names itself.
+    Theirs(String),
 }
 
 /// A message as stored: its index and serialized JSON.
@@ -158,6 +168,13 @@ pub trait Store: Send + Sync + 'static {
     async fn publish_status(&self, _conversation: &str, _json: Bytes) -> Result<()> {
         Ok(())
     }
+    /// Makes this process the owner of `conversation` unless another one is. An
+    /// embedded engine has no other process: always `Mine`.
+    async fn claim(&self, _conversation: &str) -> Result<Claim> {
+        Ok(Claim::Mine)
+    }
+    /// Gives `conversation` up at once, so another process can claim it.
+    async fn release(&self, _conversation: &str) {}
     /// Everything other processes write from now on, in order per conversation,
     /// starting with the current records and statuses; `None` for an embedded engine.
     /// The feed ends when the receiver is dropped.

@@ -35,7 +35,16 @@ pub(super) struct Validity {
 }
 
 impl Validity {
-    fn set(&self, until: Option<Instant>) {
+    /// A validity whose loss is `lost`, shared with others: losing any of them
+    /// announces the loss for all.
+    pub(super) fn sharing(lost: CancellationToken) -> Self {
+        Validity {
+            until: Mutex::default(),
+            lost,
+        }
+    }
+
+    pub(super) fn set(&self, until: Option<Instant>) {
         *self.until.lock().unwrap_or_else(|p| p.into_inner()) = until;
     }
 
@@ -54,14 +63,14 @@ impl Validity {
     }
 
     /// How long the lease lasts from now (zero once it does not).
-    fn left(&self) -> Duration {
+    pub(super) fn left(&self) -> Duration {
         let until = *self.until.lock().unwrap_or_else(|p| p.into_inner());
         until.map_or(Duration::ZERO, |until| {
             until.saturating_duration_since(Instant::now())
         })
     }
 
-    fn lose(&self) {
+    pub(super) fn lose(&self) {
         self.set(None);
         self.lost.cancel();
     }
@@ -216,6 +225,6 @@ impl Lease {
 
 /// How long after sending a renewal the lease is taken as held: `ttl` less a margin
 /// for the two clocks running at slightly different rates.
-fn usable(ttl: Duration) -> Duration {
+pub(super) fn usable(ttl: Duration) -> Duration {
     ttl.saturating_sub(ttl / 10)
 }

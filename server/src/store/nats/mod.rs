@@ -16,6 +16,7 @@
 mod follow;
 mod lease;
 mod log;
+mod owners;
 mod records;
 
 pub use lease::Lease;
@@ -86,6 +87,21 @@ pub struct NatsStore {
     lease_bucket: kv::Store,
     /// Until when this process holds the lease; appends are refused outside it.
     validity: Arc<lease::Validity>,
+    /// The conversations this process owns, by a key each in `lease_bucket`.
+    owners: Arc<owners::Owners>,
+}
+
+/// How this process names itself in the lease bucket: host, pid and a random part.
+fn holder_name() -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown".into());
+    format!(
+        "{host} pid {} ({})",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }
 
 fn backend(what: &str, err: impl std::fmt::Display) -> StoreError {
@@ -166,7 +182,9 @@ impl NatsStore {
             })
             .await
             .map_err(|e| backend(&format!("cannot open the bucket {lease_name}"), e))?;
+        let owners = owners::Owners::start(lease_bucket.clone(), holder_name(), options.lease_ttl);
         Ok(NatsStore {
+            owners,
             js,
             log,
             log_name,
@@ -189,15 +207,7 @@ impl NatsStore {
         ttl: Duration,
         standing_by: impl FnOnce(String) -> F,
     ) -> Result<Lease> {
-        let host = nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_else(|| "unknown".into());
-        let holder = format!(
-            "{host} pid {} ({})",
-            std::process::id(),
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
+        let holder = holder_name();
         Lease::acquire(
             self.lease_bucket.clone(),
             holder,
@@ -206,6 +216,23 @@ impl NatsStore {
             standing_by,
         )
         .await
+    }
+
+    /// Who owns `conversation` now, if anyone.
+    pub async fn owner(&self, conversation: &str) -> Result<Option<String>> {
+        self.subject(conversation)?;
+        self.owners.owner(conversation).await
+    }
+
+    /// Cancelled once this process lost a conversation it owned: it must then stop
+    /// everything it runs.
+    pub fn ownership_lost(&self) -> tokio_util::sync::CancellationToken {
+        self.owners.lost()
+    }
+
+    /// Gives every owned conversation up at once (on a clean shutdown).
+    pub async fn release_all(&self) {
+        self.owners.release_all().await;
     }
 
     /// The connection, for requests between replicas.
@@ -417,6 +444,15 @@ impl Store for NatsStore {
             .await
             .map(|_| ())
             .map_err(|e| backend("cannot publish a conversation's state", e))
+    }
+
+    async fn claim(&self, conversation: &str) -> Result<super::Claim> {
+        self.subject(conversation)?;
+        self.owners.claim(conversation).await
+    }
+
+    async fn release(&self, conversation: &str) {
+        self.owners.release(conversation).await;
     }
 
     async fn follow(&self) -> Result<Option<tokio::sync::mpsc::Receiver<super::Followed>>> {
