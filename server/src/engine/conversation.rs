@@ -49,9 +49,12 @@ pub struct Conversation {
     /// Held by a turn from its first snapshot of the work tree to its last, and by
     /// a revert, so neither sees the other's half-done work.
     pub(super) tree: tokio::sync::Mutex<()>,
-    /// On a replica that follows the active one: what the active one last said
-    /// about this conversation. Nothing runs here then; `state` comes from it.
-    pub(super) remote: Option<Mutex<Remote>>,
+    /// While another replica owns this conversation: what the owner last said about
+    /// it. Nothing runs here then, and `state` comes from it. `None` once this
+    /// replica owns it (always, on an embedded store).
+    remote: Mutex<Option<Remote>>,
+    /// Serializes taking ownership, so two requests cannot both start a worker.
+    pub(super) owning: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -99,11 +102,17 @@ impl Conversation {
     ) -> Result<Arc<Self>, StoreError> {
         let conversation = Self::build(record, shared, None).await?;
         conversation.recover().await?;
-        tokio::spawn(conversation.clone().worker());
-        if conversation.shared.store.shared_by_replicas() {
-            tokio::spawn(conversation.clone().publish_status());
-        }
+        conversation.start();
         Ok(conversation)
+    }
+
+    /// Starts running the conversation here: its worker and, when other replicas
+    /// follow it, the publisher of its state.
+    pub(super) fn start(self: &Arc<Self>) {
+        tokio::spawn(self.clone().worker());
+        if self.shared.store.shared_by_replicas() {
+            tokio::spawn(self.clone().publish_status());
+        }
     }
 
     /// The conversation without anything running: `remote` is set on a replica that
@@ -138,12 +147,22 @@ impl Conversation {
             wake: Notify::new(),
             control: tokio::sync::Mutex::new(()),
             tree: tokio::sync::Mutex::new(()),
-            remote: remote.map(Mutex::new),
+            remote: Mutex::new(remote),
+            owning: tokio::sync::Mutex::new(()),
         }))
     }
 
     pub(super) fn runtime(&self) -> MutexGuard<'_, Runtime> {
         self.runtime.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn remote(&self) -> MutexGuard<'_, Option<Remote>> {
+        self.remote.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether another replica runs this conversation (this one follows it).
+    pub fn is_followed(&self) -> bool {
+        self.remote().is_some()
     }
 
     pub(super) fn meta(&self) -> MutexGuard<'_, ConversationRecord> {
@@ -259,9 +278,9 @@ impl Conversation {
     }
 
     async fn chat_locked(&self, text: String) -> Result<(u64, bool), EngineError> {
-        if self.remote.is_some() {
+        if self.is_followed() {
             return Err(EngineError::Unavailable(
-                "this replica follows the active one, which runs every turn".into(),
+                "another replica runs this conversation's turns".into(),
             ));
         }
         if self.shared.is_closing() {

@@ -40,12 +40,7 @@ impl Conversation {
     /// The state as the active replica last published it, with this replica's
     /// record and message count; `None` on the active replica itself.
     pub(super) fn remote_state(&self) -> Option<ConversationState> {
-        let remote = self.remote.as_ref()?;
-        let shown = remote
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .shown
-            .clone();
+        let shown = self.remote().as_ref()?.shown.clone();
         let meta = self.meta().clone();
         let mut state = shown.map(|v| v.state).unwrap_or_default();
         state.conversation_id.clone_from(&self.id);
@@ -60,10 +55,9 @@ impl Conversation {
     }
 
     pub(super) fn remote_summary(&self) -> Option<ConversationSummary> {
-        let remote = self.remote.as_ref()?;
-        let last_error = remote
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let last_error = self
+            .remote()
+            .as_ref()?
             .shown
             .as_ref()
             .is_some_and(|v| v.last_error);
@@ -86,7 +80,7 @@ impl Conversation {
     /// may be ahead of what its own log has taken from the feed so far.
     pub async fn known_len(&self) -> Result<u64, StoreError> {
         let len = self.log.len();
-        if self.remote.is_none() {
+        if !self.is_followed() {
             return Ok(len);
         }
         Ok(len.max(self.shared.store.message_count(&self.id).await?))
@@ -94,20 +88,26 @@ impl Conversation {
 
     /// Takes a view the active replica published.
     fn take_remote(&self, view: RemoteView) {
-        if let Some(remote) = &self.remote {
-            remote.lock().unwrap_or_else(|p| p.into_inner()).pending = Some(view);
+        let followed = match self.remote().as_mut() {
+            Some(remote) => {
+                remote.pending = Some(view);
+                true
+            }
+            None => false,
+        };
+        if followed {
             self.show_remote();
         }
     }
 
     /// Shows the pending view once the log has caught up with it.
     fn show_remote(&self) {
-        let Some(remote) = &self.remote else {
-            return;
-        };
         let len = self.log.len();
         let shown = {
-            let mut remote = remote.lock().unwrap_or_else(|p| p.into_inner());
+            let mut remote = self.remote();
+            let Some(remote) = remote.as_mut() else {
+                return;
+            };
             match remote.pending.take() {
                 Some(view) if view.state.message_count <= len => {
                     remote.shown = Some(view);

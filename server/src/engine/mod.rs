@@ -7,6 +7,7 @@ mod conversation;
 mod error;
 mod follow;
 mod git;
+mod own;
 mod recovery;
 mod shared;
 mod worker;

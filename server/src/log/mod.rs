@@ -177,6 +177,39 @@ impl Log {
         Ok(())
     }
 
+    /// Takes every message the store holds beyond this log's end, as `follow` would
+    /// have: for a replica about to write to a log another one wrote, so that its
+    /// next append follows the last of them.
+    pub async fn sync(&self) -> Result<()> {
+        let mut next_idx = self.writer.lock().await;
+        loop {
+            let count = self.store.message_count(&self.conversation_id).await?;
+            if count <= *next_idx {
+                return Ok(());
+            }
+            let first = *next_idx;
+            let rows = self
+                .store
+                .read(&self.conversation_id, first, count, 1024)
+                .await?;
+            let mut entries = Vec::with_capacity(rows.len());
+            for (expected, row) in (first..).zip(rows) {
+                if row.idx != expected {
+                    break;
+                }
+                entries.push(Arc::new(Entry::new(row.idx, &row.json)));
+            }
+            if entries.is_empty() {
+                return Err(StoreError::Corrupt(format!(
+                    "conversation {} has a gap at index {first}",
+                    self.conversation_id
+                )));
+            }
+            *next_idx += entries.len() as u64;
+            self.publish(first, &entries);
+        }
+    }
+
     /// After a refused append (another writer got there first: a replica that lost
     /// its lease in the middle of a write), takes the store's messages as the log's,
     /// so the next append follows them instead of being refused for good.

@@ -175,6 +175,11 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Gives `conversation` up at once, so another process can claim it.
     async fn release(&self, _conversation: &str) {}
+    /// Which process owns `conversation`, if any; `None` on an embedded engine,
+    /// where nobody else could.
+    async fn owner(&self, _conversation: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
     /// Everything other processes write from now on, in order per conversation,
     /// starting with the current records and statuses; `None` for an embedded engine.
     /// The feed ends when the receiver is dropped.

@@ -218,12 +218,6 @@ impl NatsStore {
         .await
     }
 
-    /// Who owns `conversation` now, if anyone.
-    pub async fn owner(&self, conversation: &str) -> Result<Option<String>> {
-        self.subject(conversation)?;
-        self.owners.owner(conversation).await
-    }
-
     /// Cancelled once this process lost a conversation it owned: it must then stop
     /// everything it runs.
     pub fn ownership_lost(&self) -> tokio_util::sync::CancellationToken {
@@ -453,6 +447,11 @@ impl Store for NatsStore {
 
     async fn release(&self, conversation: &str) {
         self.owners.release(conversation).await;
+    }
+
+    async fn owner(&self, conversation: &str) -> Result<Option<String>> {
+        self.subject(conversation)?;
+        self.owners.owner(conversation).await
     }
 
     async fn follow(&self) -> Result<Option<tokio::sync::mpsc::Receiver<super::Followed>>> {

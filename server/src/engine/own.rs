@@ -1,0 +1,83 @@
+//! Taking a conversation over: on a store shared by replicas, each conversation is
+//! run by the one replica that owns it, and followed by the others. A replica takes
+//! a conversation when it creates it, when a change for it finds no owner to answer,
+//! and when the sweep finds it left running by an owner that is gone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::protocol::RunStatus;
+
+use super::Engine;
+use super::conversation::Conversation;
+use crate::store::{Claim, StoreError};
+
+impl Conversation {
+    /// Makes this replica the conversation's owner unless another one is: claims
+    /// it, takes every message the log holds, closes what a dead owner left open
+    /// (as `interrupted`, once: the claim and the log's own fencing see to that),
+    /// then starts running it. Returns `Theirs` with the owner's name otherwise.
+    pub async fn own(self: &Arc<Self>) -> Result<Claim, StoreError> {
+        let _owning = self.owning.lock().await;
+        if !self.is_followed() {
+            return Ok(Claim::Mine);
+        }
+        if let Claim::Theirs(holder) = self.shared.store.claim(&self.id).await? {
+            return Ok(Claim::Theirs(holder));
+        }
+        let started = async {
+            self.log.sync().await?;
+            self.recover().await
+        };
+        if let Err(err) = started.await {
+            // Nothing runs yet: give it back for another replica to try.
+            self.shared.store.release(&self.id).await;
+            return Err(err);
+        }
+        *self.remote() = None;
+        self.start();
+        self.notify_changed();
+        tracing::info!(conversation = %self.id, "this replica runs the conversation now");
+        Ok(Claim::Mine)
+    }
+
+    /// Whether the owner's last word was that something runs or waits here.
+    fn left_busy(&self) -> bool {
+        let state = self.state();
+        state.status != RunStatus::Idle
+            || !state.outstanding_tool_calls.is_empty()
+            || !state.pending_permissions.is_empty()
+    }
+}
+
+impl Engine {
+    /// On a shared store: every `every`, takes each conversation whose owner left
+    /// it busy and no longer holds it, so its turn is closed and it accepts chat
+    /// again. Ends with the engine's shutdown.
+    pub(super) async fn sweep(self: Arc<Self>, every: Duration) {
+        let shutdown = self.shared.shutdown.clone();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            for conversation in self.all() {
+                if !conversation.is_followed() || !conversation.left_busy() {
+                    continue;
+                }
+                match self.shared.store.owner(&conversation.id).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        if let Err(err) = conversation.own().await {
+                            tracing::warn!(conversation = %conversation.id, %err, "cannot take over a conversation whose owner is gone");
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(%err, "cannot tell which conversations lost their owner");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
