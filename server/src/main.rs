@@ -3,7 +3,6 @@
 use clap::Parser;
 use server::{AppState, Config};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -35,60 +34,10 @@ async fn main() -> std::process::ExitCode {
         eprintln!("tether: {err}");
         return std::process::ExitCode::FAILURE;
     }
-    // On NATS another replica may be active: until this one follows it (or is
-    // active), it answers 503 on a copy of the listener.
-    let stop_standby = CancellationToken::new();
-    let standby = match listener
-        .local_addr()
-        .and_then(|_| clone_listener(&listener))
-    {
-        Ok(copy) => Some(tokio::spawn(server::http::serve_standby(
-            copy,
-            stop_standby.clone(),
-        ))),
-        Err(err) => {
-            eprintln!("tether: cannot listen on {addr}: {err}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let shown = listener.local_addr().unwrap_or(addr);
-    // While another replica is active this one follows it, served on another copy
-    // of the listener, until it takes over.
-    let mut following = None;
-    let mut standby = standby;
     let opened = tokio::select! {
-        opened = AppState::open_as_replica(config, |active, follower| {
-            let active = active.to_string();
-            let copy = match clone_listener(&listener) {
-                Ok(copy) => copy,
-                Err(err) => {
-                    tracing::error!(%err, "cannot serve while following");
-                    return;
-                }
-            };
-            let standby = standby.take();
-            let stop_standby = stop_standby.clone();
-            following = Some(tokio::spawn(async move {
-                // The 503s end first, so nobody is told "standing by" after this
-                // replica said it follows.
-                stop_standby.cancel();
-                if let Some(standby) = standby {
-                    let _ = standby.await;
-                }
-                println!("Tether is following at http://{shown}/ while {active} is active");
-                let stop = follower.shutdown.clone();
-                server::run(copy, follower, async move { stop.cancelled().await }).await
-            }));
-        }) => opened,
+        opened = AppState::open(config) => opened,
         () = shutdown_signal() => return std::process::ExitCode::SUCCESS,
     };
-    stop_standby.cancel();
-    if let Some(standby) = standby {
-        let _ = standby.await;
-    }
-    if let Some(following) = following {
-        let _ = following.await;
-    }
     let state = match opened {
         Ok(state) => state,
         // A `DataDir` error already names the directory; the others do not.
@@ -111,18 +60,16 @@ async fn main() -> std::process::ExitCode {
         "Tether is serving http://{}/{login}",
         listener.local_addr().unwrap_or(addr)
     );
-    let lease = state.lease.clone();
-    let lost = lease.as_ref().map(|l| l.lost()).unwrap_or_default();
-    // `run` also stops on a lost lease.
+    let lost = state.engine.ownership_lost();
+    // `run` also stops when this replica lost a conversation it ran.
     let served = server::run(listener, state, shutdown_signal()).await;
-    let lost_lease = lost.is_cancelled();
-    if let Some(lease) = lease {
-        lease.release().await;
-    }
     match served {
-        Ok(()) if !lost_lease => std::process::ExitCode::SUCCESS,
+        Ok(()) if !lost.is_cancelled() => std::process::ExitCode::SUCCESS,
         Ok(()) => {
-            eprintln!("tether: this replica lost its lease; it stopped every command and agent");
+            eprintln!(
+                "tether: another replica took over a conversation this one could not keep; \
+                 it stopped every command and agent"
+            );
             std::process::ExitCode::FAILURE
         }
         Err(err) => {
@@ -130,14 +77,6 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-/// A second handle on the same listening socket.
-fn clone_listener(listener: &TcpListener) -> std::io::Result<TcpListener> {
-    let copy = socket2::SockRef::from(listener).try_clone()?;
-    let std: std::net::TcpListener = copy.into();
-    std.set_nonblocking(true)?;
-    TcpListener::from_std(std)
 }
 
 async fn shutdown_signal() {

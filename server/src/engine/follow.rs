@@ -14,10 +14,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::conversation::Conversation;
-use super::shared::Shared;
-use super::{Engine, EngineSettings};
-use crate::agent::Agents;
-use crate::store::{ConversationRecord, Followed, ShareRecord, Store, StoreError};
+use super::Engine;
+use crate::store::{ConversationRecord, Followed, ShareRecord, StoreError};
 
 /// What the active replica publishes about one conversation.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -157,44 +155,11 @@ impl Conversation {
 }
 
 impl Engine {
-    /// Opens the engine of a replica that follows the active one: every stored
-    /// conversation, nothing started, no recovery (the active replica owns the
-    /// turns). `feed` is the store's; `shares` gets the share records it carries.
-    pub async fn open_follower(
-        store: Arc<dyn Store>,
-        agents: Agents,
-        settings: EngineSettings,
-        shutdown: tokio_util::sync::CancellationToken,
-        on_share: impl Fn(ShareRecord) + Send + 'static,
-    ) -> Result<Arc<Self>, StoreError> {
-        // Subscribed before the logs are counted, so no append falls in between.
-        let feed = store
-            .follow()
-            .await?
-            .ok_or_else(|| StoreError::Backend("this store has no replicas to follow".into()))?;
-        let shared = Arc::new(Shared::new(
-            store,
-            agents,
-            settings.snapshot_limit,
-            shutdown.clone(),
-        ));
-        let mut map = HashMap::new();
-        for record in shared.store.conversations().await? {
-            let id = record.id.clone();
-            let conversation =
-                Conversation::build(record, shared.clone(), Some(Remote::default())).await?;
-            map.insert(id, conversation);
-        }
-        let engine = Arc::new(Engine::with(shared, map, settings.max_conversations, true));
-        tokio::spawn(follow(engine.clone(), feed, shutdown, on_share));
-        Ok(engine)
-    }
-
     /// Like `get`; on a follower, a conversation the feed has not brought yet (one
     /// created a moment ago on the active replica) is looked up in the store.
     pub async fn find(&self, id: &str) -> Result<Arc<Conversation>, super::EngineError> {
         match self.get(id) {
-            Err(missing) if self.following => match self.shared.store.conversation(id).await? {
+            Err(missing) if self.shared.store.shared_by_replicas() => match self.shared.store.conversation(id).await? {
                 Some(record) => Ok(self.followed_record(record).await?),
                 None => Err(missing),
             },
@@ -219,7 +184,7 @@ impl Engine {
     }
 }
 
-async fn follow(
+pub(super) async fn follow(
     engine: Arc<Engine>,
     mut feed: tokio::sync::mpsc::Receiver<Followed>,
     shutdown: tokio_util::sync::CancellationToken,

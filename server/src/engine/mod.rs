@@ -28,6 +28,7 @@ pub use error::EngineError;
 use crate::agent::{Agents, DEFAULT_AGENT};
 use crate::log::now_rfc3339;
 use crate::store::{ConversationRecord, Store, StoreError};
+use follow::Remote;
 use shared::Shared;
 
 /// The engine's settings, taken from the server's flags.
@@ -36,6 +37,9 @@ pub struct EngineSettings {
     pub max_conversations: usize,
     /// Most bytes of changed and untracked files one snapshot of a work tree stores.
     pub snapshot_limit: u64,
+    /// On a store shared by replicas: how often to look for conversations left
+    /// busy by an owner that is gone.
+    pub sweep_every: Duration,
 }
 
 pub struct Engine {
@@ -48,47 +52,77 @@ pub struct Engine {
     creating: tokio::sync::Mutex<()>,
     /// The most conversations that may exist.
     max_conversations: usize,
-    /// Set on a replica that follows the active one: it runs nothing and creates
-    /// nothing (requests that would are forwarded to the active replica).
-    following: bool,
+    /// The ids of conversations this replica comes to own, until someone takes them
+    /// (`owned_ids`).
+    owned: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
 }
 
 impl Engine {
-    /// Loads every stored conversation, closes turns a crash left open, and starts
-    /// their workers. Must be called inside a tokio runtime.
+    /// Loads every stored conversation and starts running them. On an embedded
+    /// store this replica owns them all: it closes turns a crash left open and
+    /// starts their workers. On a store shared by replicas it follows them, and
+    /// runs only those it takes (see `own.rs`). Must be called inside a tokio runtime.
     pub async fn open(
         store: Arc<dyn Store>,
         agents: Agents,
         settings: EngineSettings,
         shutdown: CancellationToken,
-    ) -> Result<Self, StoreError> {
+    ) -> Result<Arc<Self>, StoreError> {
+        Self::open_replica(store, agents, settings, shutdown, |_| {}).await
+    }
+
+    /// Like `open`; `on_share` gets the share records other replicas write.
+    pub async fn open_replica(
+        store: Arc<dyn Store>,
+        agents: Agents,
+        settings: EngineSettings,
+        shutdown: CancellationToken,
+        on_share: impl Fn(crate::store::ShareRecord) + Send + 'static,
+    ) -> Result<Arc<Self>, StoreError> {
+        // Subscribed before the logs are counted, so no append falls in between.
+        let feed = store.follow().await?;
+        let (owned_tx, owned_rx) = tokio::sync::mpsc::unbounded_channel();
         let shared = Arc::new(Shared::new(
             store,
             agents,
             settings.snapshot_limit,
-            shutdown,
+            shutdown.clone(),
+            owned_tx,
         ));
         let mut map = HashMap::new();
         for record in shared.store.conversations().await? {
             let id = record.id.clone();
-            map.insert(id, Conversation::open(record, shared.clone()).await?);
+            let conversation = match feed {
+                Some(_) => {
+                    Conversation::build(record, shared.clone(), Some(Remote::default())).await?
+                }
+                None => Conversation::open(record, shared.clone()).await?,
+            };
+            map.insert(id, conversation);
         }
-        Ok(Engine::with(shared, map, settings.max_conversations, false))
-    }
-
-    fn with(
-        shared: Arc<Shared>,
-        map: HashMap<String, Arc<Conversation>>,
-        max_conversations: usize,
-        following: bool,
-    ) -> Self {
-        Engine {
+        let engine = Arc::new(Engine {
             shared,
             map: RwLock::new(map),
             creating: tokio::sync::Mutex::new(()),
-            max_conversations,
-            following,
+            max_conversations: settings.max_conversations,
+            owned: std::sync::Mutex::new(Some(owned_rx)),
+        });
+        if let Some(feed) = feed {
+            tokio::spawn(follow::follow(
+                engine.clone(),
+                feed,
+                shutdown.clone(),
+                on_share,
+            ));
+            tokio::spawn(engine.clone().sweep(settings.sweep_every));
         }
+        Ok(engine)
+    }
+
+    /// The ids of the conversations this replica comes to own, as it takes them;
+    /// `None` after the first call.
+    pub fn owned_ids(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<String>> {
+        self.owned.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// Adds `conversation` unless one with its id is already there, and returns the
@@ -161,11 +195,6 @@ impl Engine {
                 self.shared.agents.names().join(", ")
             )));
         }
-        if self.following {
-            return Err(EngineError::Unavailable(
-                "this replica follows the active one and cannot create conversations".into(),
-            ));
-        }
         let _creating = self.creating.lock().await;
         let count = self.map.read().unwrap_or_else(|p| p.into_inner()).len();
         if count >= self.max_conversations {
@@ -185,8 +214,16 @@ impl Engine {
             updated_at: now,
         };
         self.shared.store.create_conversation(&record).await?;
-        let conversation = Conversation::open(record, self.shared.clone()).await?;
-        Ok(self.insert(conversation))
+        if !self.shared.store.shared_by_replicas() {
+            let conversation = Conversation::open(record, self.shared.clone()).await?;
+            return Ok(self.insert(conversation));
+        }
+        // Built as followed, then taken: the way every replica takes one.
+        let conversation = self.insert(
+            Conversation::build(record, self.shared.clone(), Some(Remote::default())).await?,
+        );
+        conversation.own().await?;
+        Ok(conversation)
     }
 
     /// A receiver that sees any conversation's summary change.
@@ -219,5 +256,13 @@ impl Engine {
         }
         // Agent processes go last: a stopped turn may still be telling its agent.
         futures::future::join_all(all.iter().map(|c| c.session.shutdown())).await;
+        // Nothing runs here any more: other replicas may take these at once.
+        self.shared.store.release_all().await;
+    }
+
+    /// Cancelled once this replica lost a conversation it owned: the server must
+    /// then stop everything it runs. Never cancelled on an embedded store.
+    pub fn ownership_lost(&self) -> CancellationToken {
+        self.shared.store.ownership_lost().unwrap_or_default()
     }
 }

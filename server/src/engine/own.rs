@@ -37,6 +37,7 @@ impl Conversation {
         *self.remote() = None;
         self.start();
         self.notify_changed();
+        let _ = self.shared.owned.send(self.id.clone());
         tracing::info!(conversation = %self.id, "this replica runs the conversation now");
         Ok(Claim::Mine)
     }

@@ -24,6 +24,9 @@ pub struct Shared {
     changed: watch::Sender<u64>,
     /// Set once shutdown begins: no new turns start after it.
     closing: AtomicBool,
+    /// Told the id of each conversation this replica comes to own, so changes for
+    /// it forwarded by other replicas reach it.
+    pub owned: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl Shared {
@@ -32,6 +35,7 @@ impl Shared {
         agents: Agents,
         snapshot_limit: u64,
         shutdown: CancellationToken,
+        owned: tokio::sync::mpsc::UnboundedSender<String>,
     ) -> Self {
         let hostname = nix::unistd::gethostname()
             .ok()
@@ -45,6 +49,7 @@ impl Shared {
             shutdown,
             changed: watch::Sender::new(0),
             closing: AtomicBool::new(false),
+            owned,
         }
     }
 

@@ -1,7 +1,10 @@
-//! Requests a following replica cannot answer itself (anything that changes a
-//! conversation, or needs the machine its turns run on) go to the active replica
-//! by NATS request-reply, after this replica's own security checks; the active one
-//! runs them through its API routes and the reply comes back as it was.
+//! On NATS every conversation is run by one replica, its owner; the others follow
+//! it. A request that needs the owner (a change, or a read of the working tree or
+//! the agent) reaching another replica goes to the owner by NATS request-reply,
+//! after this replica's own security checks, on the conversation's own subject,
+//! which only its owner listens to. The owner runs it through its API routes and
+//! the reply comes back as it was. When nobody answers, the conversation has no
+//! owner, and this replica takes it and answers itself.
 //!
 //! The request travels as its method and path in headers and its body as the
 //! payload; the response as its status and a few headers, and its body.
@@ -23,11 +26,12 @@ use tower::ServiceExt;
 
 use super::security::ClientIp;
 use super::{AppState, MAX_BODY_BYTES, handlers};
+use crate::store::Claim;
 
-/// How long a follower waits for the active replica to answer; a chat that has to
-/// wait for a turn to be stopped can take a while.
+/// How long a replica waits for a conversation's owner to answer; a chat that has
+/// to wait for a turn to be stopped can take a while.
 const ANSWER_WITHIN: Duration = Duration::from_secs(30);
-/// Forwarded requests the active replica handles at once; more wait their turn.
+/// Forwarded requests a replica handles at once; more wait their turn.
 const IN_FLIGHT: usize = 256;
 
 const METHOD: &str = "Tether-Method";
@@ -42,25 +46,28 @@ const CARRIED: [header::HeaderName; 4] = [
     header::CONTENT_DISPOSITION,
 ];
 
-/// A following replica's way to the active one.
+/// The way to the other replicas.
 pub struct Forwarder {
     pub client: async_nats::Client,
-    /// Where the active replica listens for requests.
-    pub subject: String,
+    /// `<prefix>.requests.`; a conversation's owner listens on this plus its id.
+    pub subject_prefix: String,
 }
 
-/// What a follower must ask the active replica for: every change, and the reads
-/// that need the working tree or the agent, which live on the active replica.
-fn must_forward(method: &Method, path: &str) -> bool {
-    if !path.starts_with("/api/") {
-        return false;
-    }
-    if method != Method::GET && method != Method::HEAD {
-        return true;
-    }
-    ["/changes", "/suggest-reprompt", "/commit-description"]
-        .iter()
-        .any(|end| path.ends_with(end))
+/// The conversation whose owner must answer this request, if any: every change
+/// to it (but its share links, kept in the shared store), and the reads that need
+/// its working tree or its agent.
+fn owners_conversation(method: &Method, path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/api/conversations/")?;
+    let (id, action) = rest.split_once('/')?;
+    let needs_owner = if method == Method::GET || method == Method::HEAD {
+        ["changes", "suggest-reprompt", "commit-description"].contains(&action)
+    } else {
+        [
+            "chat", "cancel", "restart", "input", "permission", "mode", "model", "revert",
+        ]
+        .contains(&action)
+    };
+    needs_owner.then(|| id.to_string())
 }
 
 fn error(status: StatusCode, message: String) -> Response {
@@ -73,27 +80,56 @@ fn error(status: StatusCode, message: String) -> Response {
     response
 }
 
-/// Middleware behind the security checks: on a follower, sends what it cannot
-/// answer to the active replica.
+/// Middleware behind the security checks: sends what only a conversation's owner
+/// can answer to its owner, or takes the conversation if it has none.
 pub async fn forward(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(forwarder) = state.forward.clone() else {
         return next.run(request).await;
     };
-    if !must_forward(request.method(), request.uri().path()) {
+    let Some(id) = owners_conversation(request.method(), request.uri().path()) else {
         return next.run(request).await;
+    };
+    // An unknown id is answered here (404), as is a conversation this replica runs.
+    let conversation = match state.engine.find(&id).await {
+        Ok(conversation) if conversation.is_followed() => conversation,
+        _ => return next.run(request).await,
+    };
+    let (parts, body) = request.into_parts();
+    let Ok(body) = to_bytes(body, MAX_BODY_BYTES).await else {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is over {MAX_BODY_BYTES} bytes"),
+        );
+    };
+    match forwarder.send(&id, &parts, body.clone()).await {
+        Ok(response) => response,
+        Err(NoOwner) => match conversation.own().await {
+            Ok(Claim::Mine) => next.run(Request::from_parts(parts, Body::from(body))).await,
+            Ok(Claim::Theirs(holder)) => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "{holder} runs this conversation but does not answer; \
+                     another replica takes it over once its claim expires; retry"
+                ),
+            ),
+            Err(err) => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot take over this conversation: {err}; retry"),
+            ),
+        },
     }
-    forwarder.send(request).await
 }
 
+/// Nobody listens for the conversation's requests: it has no owner right now.
+struct NoOwner;
+
 impl Forwarder {
-    async fn send(&self, request: Request) -> Response {
-        let (parts, body) = request.into_parts();
-        let Ok(body) = to_bytes(body, MAX_BODY_BYTES).await else {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the request body is over {MAX_BODY_BYTES} bytes"),
-            );
-        };
+    async fn send(
+        &self,
+        conversation: &str,
+        parts: &axum::http::request::Parts,
+        body: bytes::Bytes,
+    ) -> Result<Response, NoOwner> {
         let mut headers = HeaderMap::new();
         headers.insert(METHOD, parts.method.as_str());
         let path = parts
@@ -113,19 +149,18 @@ impl Forwarder {
             .headers(headers)
             .payload(body)
             .timeout(Some(ANSWER_WITHIN));
-        match self.client.send_request(self.subject.clone(), asked).await {
-            Ok(reply) => response_of(reply),
+        let subject = format!("{}{conversation}", self.subject_prefix);
+        match self.client.send_request(subject, asked).await {
+            Ok(reply) => Ok(response_of(reply)),
             Err(e) => {
                 let why = match e.kind() {
-                    async_nats::RequestErrorKind::NoResponders => {
-                        "no replica is active right now (a takeover is under way); retry"
-                    }
+                    async_nats::RequestErrorKind::NoResponders => return Err(NoOwner),
                     async_nats::RequestErrorKind::TimedOut => {
-                        "the active replica did not answer in time; retry"
+                        "the replica that runs this conversation did not answer in time; retry"
                     }
-                    _ => "the active replica cannot be reached; retry",
+                    _ => "the replica that runs this conversation cannot be reached; retry",
                 };
-                error(StatusCode::SERVICE_UNAVAILABLE, why.into())
+                Ok(error(StatusCode::SERVICE_UNAVAILABLE, why.into()))
             }
         }
     }
@@ -151,21 +186,51 @@ fn response_of(reply: async_nats::Message) -> Response {
     response
 }
 
-/// On the active replica: answers the requests followers forward, through the same
-/// API routes a browser reaches, until the server shuts down.
-pub async fn serve_forwarded(state: AppState, client: async_nats::Client, subject: String) {
-    let mut requests = match client.subscribe(subject.clone()).await {
-        Ok(requests) => requests,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot take requests from other replicas");
-            return;
-        }
-    };
+/// Answers the requests other replicas forward for each conversation this one
+/// comes to own (`owned` names them), through the same API routes a browser
+/// reaches, until the server shuts down.
+pub async fn serve_forwarded(
+    state: AppState,
+    client: async_nats::Client,
+    subject_prefix: String,
+    mut owned: tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
     let shutdown = state.shutdown.clone();
     let routes = handlers::routes()
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    loop {
+        let id = tokio::select! {
+            id = owned.recv() => id,
+            () = shutdown.cancelled() => return,
+        };
+        let Some(id) = id else { return };
+        let subject = format!("{subject_prefix}{id}");
+        match client.subscribe(subject).await {
+            Ok(requests) => {
+                tokio::spawn(answer(
+                    requests,
+                    routes.clone(),
+                    client.clone(),
+                    slots.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            Err(e) => {
+                tracing::error!(conversation = %id, error = %e, "cannot take requests for a conversation from other replicas");
+            }
+        }
+    }
+}
+
+async fn answer(
+    mut requests: async_nats::Subscriber,
+    routes: axum::Router,
+    client: async_nats::Client,
+    slots: Arc<tokio::sync::Semaphore>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
     let max_reply = client.server_info().max_payload;
     loop {
         let message = tokio::select! {
@@ -232,7 +297,7 @@ async fn reply_of(response: Response, max: usize) -> (HeaderMap, bytes::Bytes) {
             let too_big = ErrorBody {
                 error: format!(
                     "the answer is over {room} bytes, too large to pass between replicas; \
-                     ask the active replica directly"
+                     ask the replica that runs the conversation directly"
                 ),
             };
             let body = serde_json::to_vec(&too_big).unwrap_or_default().into();

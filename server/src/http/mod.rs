@@ -13,7 +13,6 @@ mod share;
 mod share_api;
 mod site;
 mod sse;
-mod standby;
 mod transcript;
 
 use std::future::Future;
@@ -33,7 +32,6 @@ pub use reads::parse_index;
 pub use security::Guard;
 pub use share::Shares;
 pub use site::leptos_options;
-pub use standby::serve_standby;
 
 use crate::config::Config;
 use crate::engine::Engine;
@@ -60,11 +58,8 @@ pub struct AppState {
     pub guard: Arc<Guard>,
     /// Read-only share links, cached from the store.
     pub shares: Arc<Shares>,
-    /// On NATS, the lease that makes this replica the active one; everything stops
-    /// when it is lost.
-    pub lease: Option<Arc<crate::store::Lease>>,
-    /// On a replica that follows the active one: the way to it, for requests this
-    /// one cannot answer itself.
+    /// On NATS: the way to the other replicas, for requests only a conversation's
+    /// owner can answer.
     pub forward: Option<Arc<Forwarder>>,
 }
 
@@ -108,7 +103,7 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        // Inside the security checks: a follower forwards only what it let through.
+        // Inside the security checks: a replica forwards only what it let through.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             forward::forward,
@@ -134,14 +129,14 @@ pub async fn run(
     let stopping = token.clone();
     let engine = state.engine.clone();
     let closing = engine.clone();
-    // A replica that lost its lease must stop everything it runs at once, however
-    // it was started.
-    let lost = state.lease.as_ref().map(|l| l.lost()).unwrap_or_default();
+    // A replica that lost a conversation it owned must stop everything it runs at
+    // once, however it was started.
+    let lost = engine.ownership_lost();
     let shutdown = async move {
         tokio::select! {
             () = shutdown => {}
             () = lost.cancelled() => {
-                tracing::error!("this replica lost its lease; stopping every command and agent");
+                tracing::error!("this replica lost a conversation it ran; stopping every command and agent");
             }
         }
     };

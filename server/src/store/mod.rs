@@ -10,7 +10,7 @@ mod nats;
 mod share_sql;
 mod sqlite;
 
-pub use nats::{Lease, NatsOptions, NatsStore};
+pub use nats::{NatsOptions, NatsStore};
 
 pub use sqlite::SqliteStore;
 
@@ -175,6 +175,14 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Gives `conversation` up at once, so another process can claim it.
     async fn release(&self, _conversation: &str) {}
+    /// Gives up every conversation this process owns (on a clean shutdown).
+    async fn release_all(&self) {}
+    /// Cancelled once this process lost a conversation it owned (another process
+    /// took it while this one could not renew its claim): it must then stop
+    /// everything it runs. `None` on an embedded engine.
+    fn ownership_lost(&self) -> Option<tokio_util::sync::CancellationToken> {
+        None
+    }
     /// Which process owns `conversation`, if any; `None` on an embedded engine,
     /// where nobody else could.
     async fn owner(&self, _conversation: &str) -> Result<Option<String>> {

@@ -23,7 +23,7 @@ use jetstream_extra::batch_fetch::{BatchFetchErrorKind, BatchFetchExt};
 use jetstream_extra::batch_publish::BatchPublishExt;
 use tokio::time::Instant;
 
-use super::lease::Validity;
+use super::validity::Validity;
 use super::{Head, backend};
 use crate::store::{AppendRow, Result, StoreError};
 
@@ -180,8 +180,8 @@ fn pack(rows: &[AppendRow], mut last_eot: Option<u64>, max: usize) -> Result<Vec
     Ok(out)
 }
 
-/// How long an append keeps trying while NATS cannot be reached (the lease may
-/// end it sooner).
+/// How long an append keeps trying while NATS cannot be reached (losing the
+/// conversation may end it sooner).
 const RETRY_FOR: Duration = Duration::from_secs(30);
 
 /// Appends one conversation's rows, fenced on the head it was given.
@@ -190,7 +190,7 @@ pub(super) struct Writer<'a> {
     pub log: &'a Stream,
     pub subject: &'a str,
     pub max_payload: usize,
-    /// Whether this process still holds the lease; checked before every attempt.
+    /// Whether this process still owns the conversation; checked before every attempt.
     pub validity: &'a Validity,
 }
 

@@ -14,12 +14,10 @@
 //! it is full, so a full stream refuses writes instead of dropping old ones.
 
 mod follow;
-mod lease;
 mod log;
 mod owners;
 mod records;
-
-pub use lease::Lease;
+mod validity;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -45,8 +43,8 @@ pub struct NatsOptions {
     pub prefix: String,
     /// Copies JetStream keeps of the log and the buckets (3 for a production cluster).
     pub replicas: usize,
-    /// How long the active replica's lease lasts without a renewal: the longest a
-    /// standby waits after the active one died.
+    /// How long a replica owns a conversation without renewing its key: the
+    /// longest a conversation stays with an owner that died.
     pub lease_ttl: Duration,
 }
 
@@ -83,11 +81,7 @@ pub struct NatsStore {
     heads: Mutex<HashMap<String, Head>>,
     /// The largest message the server accepts, headers included.
     max_payload: usize,
-    /// The bucket holding the lease that makes one replica the active one.
-    lease_bucket: kv::Store,
-    /// Until when this process holds the lease; appends are refused outside it.
-    validity: Arc<lease::Validity>,
-    /// The conversations this process owns, by a key each in `lease_bucket`.
+    /// The conversations this process owns, by a key each in the lease bucket.
     owners: Arc<owners::Owners>,
 }
 
@@ -143,7 +137,7 @@ impl NatsStore {
             )));
         }
         let client = open_connection(options, "tether").await?;
-        // The lease gets a connection of its own, so its renewals never queue behind
+        // Ownership gets a connection of its own, so its renewals never queue behind
         // a flood's appends on one socket.
         let lease_client = open_connection(options, "tether-lease").await?;
         let max_payload = client.server_info().max_payload;
@@ -194,39 +188,7 @@ impl NatsStore {
             status,
             heads: Mutex::new(HashMap::new()),
             max_payload,
-            lease_bucket,
-            validity: Arc::default(),
         })
-    }
-
-    /// Waits until no other replica is active, then takes the lease; appends are
-    /// refused until then. `standing_by` is called (and awaited) with the active
-    /// replica's name if this one has to wait.
-    pub async fn acquire_lease<F: std::future::Future<Output = ()>>(
-        &self,
-        ttl: Duration,
-        standing_by: impl FnOnce(String) -> F,
-    ) -> Result<Lease> {
-        let holder = holder_name();
-        Lease::acquire(
-            self.lease_bucket.clone(),
-            holder,
-            ttl,
-            self.validity.clone(),
-            standing_by,
-        )
-        .await
-    }
-
-    /// Cancelled once this process lost a conversation it owned: it must then stop
-    /// everything it runs.
-    pub fn ownership_lost(&self) -> tokio_util::sync::CancellationToken {
-        self.owners.lost()
-    }
-
-    /// Gives every owned conversation up at once (on a clean shutdown).
-    pub async fn release_all(&self) {
-        self.owners.release_all().await;
     }
 
     /// The connection, for requests between replicas.
@@ -234,10 +196,21 @@ impl NatsStore {
         self.js.client()
     }
 
-    /// Where requests for the active replica are sent.
-    pub fn requests_subject(&self) -> String {
+    /// Requests for a conversation's owner are sent to this plus its id.
+    pub fn requests_prefix(&self) -> String {
         let prefix = self.subject_prefix.trim_end_matches(".log.");
-        format!("{prefix}.requests")
+        format!("{prefix}.requests.")
+    }
+
+    /// The validity of this process's ownership of `conversation`, checked now.
+    fn validity(&self, conversation: &str) -> Result<Arc<validity::Validity>> {
+        let validity = self.owners.validity(conversation).ok_or_else(|| {
+            StoreError::Conflict(format!(
+                "this replica does not own conversation {conversation}"
+            ))
+        })?;
+        validity.check()?;
+        Ok(validity)
     }
 
     fn subject(&self, conversation: &str) -> Result<String> {
@@ -304,7 +277,7 @@ impl Store for NatsStore {
         let Some(first) = rows.first() else {
             return Ok(());
         };
-        self.validity.check()?;
+        let validity = self.validity(conversation)?;
         let subject = self.subject(conversation)?;
         let head = self.head(conversation).await?;
         if first.idx != head.next_idx {
@@ -321,7 +294,7 @@ impl Store for NatsStore {
             log: &self.log,
             subject: &subject,
             max_payload: self.max_payload,
-            validity: &self.validity,
+            validity: &validity,
         };
         match writer.append(head, &rows).await {
             Ok(new_head) => {
@@ -430,8 +403,8 @@ impl Store for NatsStore {
     }
 
     async fn publish_status(&self, conversation: &str, json: bytes::Bytes) -> Result<()> {
-        // A replica that lost its lease must not tell anyone what it runs.
-        self.validity.check()?;
+        // Only the owner tells the others what runs, and only while it owns it.
+        self.validity(conversation)?;
         self.subject(conversation)?;
         self.status
             .put(conversation, json)
@@ -447,6 +420,14 @@ impl Store for NatsStore {
 
     async fn release(&self, conversation: &str) {
         self.owners.release(conversation).await;
+    }
+
+    async fn release_all(&self) {
+        self.owners.release_all().await;
+    }
+
+    fn ownership_lost(&self) -> Option<tokio_util::sync::CancellationToken> {
+        Some(self.owners.lost())
     }
 
     async fn owner(&self, conversation: &str) -> Result<Option<String>> {

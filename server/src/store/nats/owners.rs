@@ -2,7 +2,7 @@
 //! bucket names it. The owner alone runs that conversation's turns, commands and
 //! agent, and writes its log; every other replica follows it.
 //!
-//! Each key works like the single lease did (`lease.rs`): it expires `ttl` after its
+//! Each key expires `ttl` after its
 //! last write, the owner rewrites it every `ttl / 4` with a compare-and-set on the
 //! revision it last wrote, and it counts the key as held only until `ttl` less a
 //! margin after it *sent* that write. One task renews every key this process owns.
@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::backend;
-use super::lease::{Validity, usable};
+use super::validity::{Validity, usable};
 use crate::store::{Claim, Result};
 
 /// A claim that finds the key gone between "taken" and reading its holder tries
