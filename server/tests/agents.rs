@@ -103,6 +103,7 @@ async fn each_conversation_runs_its_own_agent() {
     let settings = EngineSettings {
         max_conversations: 16,
         snapshot_limit: server::changes::DEFAULT_SNAPSHOT_LIMIT,
+        sweep_every: std::time::Duration::from_secs(5),
     };
     let engine = Engine::open(store, agents, settings, CancellationToken::new())
         .await

@@ -101,12 +101,31 @@ impl Store for FlakyStore {
     async fn revoke_share(&self, id: &str) -> Result<bool> {
         self.inner.revoke_share(id).await
     }
+    // On NATS the engine claims what it runs and follows the rest, as a replica does.
+    fn shared_by_replicas(&self) -> bool {
+        self.inner.shared_by_replicas()
+    }
+    async fn claim(&self, conversation: &str) -> Result<server::store::Claim> {
+        self.inner.claim(conversation).await
+    }
+    async fn release(&self, conversation: &str) {
+        self.inner.release(conversation).await;
+    }
+    async fn owner(&self, conversation: &str) -> Result<Option<String>> {
+        self.inner.owner(conversation).await
+    }
+    async fn publish_status(&self, conversation: &str, json: bytes::Bytes) -> Result<()> {
+        self.inner.publish_status(conversation, json).await
+    }
+    async fn follow(&self) -> Result<Option<tokio::sync::mpsc::Receiver<server::store::Followed>>> {
+        self.inner.follow().await
+    }
 }
 
 struct Setup {
     store: Arc<FlakyStore>,
     conversation: Arc<Conversation>,
-    _engine: Engine,
+    _engine: Arc<Engine>,
     _dir: tempfile::TempDir,
 }
 
@@ -119,6 +138,7 @@ async fn setup() -> Setup {
     let settings = EngineSettings {
         max_conversations: 16,
         snapshot_limit: server::changes::DEFAULT_SNAPSHOT_LIMIT,
+        sweep_every: std::time::Duration::from_secs(5),
     };
     let engine = Engine::open(
         store.clone(),

@@ -13,8 +13,8 @@ use app::protocol::{ConversationState, ConversationSummary};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::conversation::Conversation;
 use super::Engine;
+use super::conversation::Conversation;
 use crate::store::{ConversationRecord, Followed, ShareRecord, StoreError};
 
 /// What the active replica publishes about one conversation.
@@ -159,10 +159,12 @@ impl Engine {
     /// created a moment ago on the active replica) is looked up in the store.
     pub async fn find(&self, id: &str) -> Result<Arc<Conversation>, super::EngineError> {
         match self.get(id) {
-            Err(missing) if self.shared.store.shared_by_replicas() => match self.shared.store.conversation(id).await? {
-                Some(record) => Ok(self.followed_record(record).await?),
-                None => Err(missing),
-            },
+            Err(missing) if self.shared.store.shared_by_replicas() => {
+                match self.shared.store.conversation(id).await? {
+                    Some(record) => Ok(self.followed_record(record).await?),
+                    None => Err(missing),
+                }
+            }
             found => found,
         }
     }

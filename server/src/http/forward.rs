@@ -63,7 +63,14 @@ fn owners_conversation(method: &Method, path: &str) -> Option<String> {
         ["changes", "suggest-reprompt", "commit-description"].contains(&action)
     } else {
         [
-            "chat", "cancel", "restart", "input", "permission", "mode", "model", "revert",
+            "chat",
+            "cancel",
+            "restart",
+            "input",
+            "permission",
+            "mode",
+            "model",
+            "revert",
         ]
         .contains(&action)
     };

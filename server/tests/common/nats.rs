@@ -60,7 +60,7 @@ fn suite_nats_options(url: String, dir: &Path) -> NatsOptions {
 
 /// The store the suite runs against, for reading and writing records directly:
 /// NATS (under a prefix of its own) when the suite has one, else SQLite in `dir`.
-/// On NATS it cannot append (it holds no lease): see `open_engine_store`.
+/// On NATS it cannot append to a conversation it does not own.
 pub async fn open_store(dir: &Path) -> Arc<dyn Store> {
     match suite_nats_url() {
         Some(url) => Arc::new(
@@ -72,24 +72,10 @@ pub async fn open_store(dir: &Path) -> Arc<dyn Store> {
     }
 }
 
-/// Like `open_store`, for tests that run an engine on it: on NATS it also takes
-/// the lease (renewed until the runtime ends), as a replica does.
+/// Like `open_store`, for tests that run an engine on it: on NATS the engine then
+/// owns (and may write to) the conversations it creates, as a replica does.
 pub async fn open_engine_store(dir: &Path) -> Arc<dyn Store> {
-    match suite_nats_url() {
-        Some(url) => {
-            let store = NatsStore::connect(&suite_nats_options(url, dir))
-                .await
-                .expect("connect to the suite's NATS server");
-            store
-                .acquire_lease(Duration::from_secs(10), |active| async move {
-                    panic!("a fresh prefix has an active replica: {active}")
-                })
-                .await
-                .expect("take the lease");
-            Arc::new(store)
-        }
-        None => Arc::new(SqliteStore::open(dir).expect("open the store")),
-    }
+    open_store(dir).await
 }
 
 pub struct NatsServer {
