@@ -58,6 +58,7 @@ impl AppState {
         let forward = http::Forwarder {
             client: store.client(),
             subject_prefix: store.requests_prefix(),
+            takeover_within: options.lease_ttl + Duration::from_secs(5),
         };
         let state = Self::with_store(config, store.clone(), Some(Arc::new(forward))).await?;
         if let Some(owned) = state.engine.owned_ids() {

@@ -107,6 +107,15 @@ impl Engine {
             max_conversations: settings.max_conversations,
             owned: std::sync::Mutex::new(Some(owned_rx)),
         });
+        if feed.is_some() {
+            // What a crash of this replica left open is taken back at once; what
+            // another replica runs stays with it.
+            for conversation in engine.all() {
+                if conversation.log_left_open().await? {
+                    conversation.take_if_abandoned().await;
+                }
+            }
+        }
         if let Some(feed) = feed {
             tokio::spawn(follow::follow(
                 engine.clone(),

@@ -42,6 +42,23 @@ impl Conversation {
         Ok(Claim::Mine)
     }
 
+    /// Takes the conversation if its owner is gone (a claim then succeeds); a
+    /// failure is only logged: the next sweep tries again.
+    pub(super) async fn take_if_abandoned(self: &Arc<Self>) {
+        if let Err(err) = self.own().await {
+            tracing::warn!(conversation = %self.id, %err, "cannot take over a conversation whose owner is gone");
+        }
+    }
+
+    /// Whether the log ends inside a turn: nothing marked `end_of_turn` after the
+    /// last messages, as a crash leaves it.
+    pub(super) async fn log_left_open(&self) -> Result<bool, StoreError> {
+        let store = &self.shared.store;
+        let count = store.message_count(&self.id).await?;
+        let last_end = store.last_end_of_turn(&self.id).await?;
+        Ok(count > 0 && last_end.is_none_or(|end| end + 1 < count))
+    }
+
     /// Whether the owner's last word was that something runs or waits here.
     fn left_busy(&self) -> bool {
         let state = self.state();
@@ -63,20 +80,8 @@ impl Engine {
                 () = tokio::time::sleep(every) => {}
             }
             for conversation in self.all() {
-                if !conversation.is_followed() || !conversation.left_busy() {
-                    continue;
-                }
-                match self.shared.store.owner(&conversation.id).await {
-                    Ok(Some(_)) => {}
-                    Ok(None) => {
-                        if let Err(err) = conversation.own().await {
-                            tracing::warn!(conversation = %conversation.id, %err, "cannot take over a conversation whose owner is gone");
-                        }
-                    }
-                    Err(err) => {
-                        tracing::warn!(%err, "cannot tell which conversations lost their owner");
-                        break;
-                    }
+                if conversation.is_followed() && conversation.left_busy() {
+                    conversation.take_if_abandoned().await;
                 }
             }
         }

@@ -51,7 +51,13 @@ pub struct Forwarder {
     pub client: async_nats::Client,
     /// `<prefix>.requests.`; a conversation's owner listens on this plus its id.
     pub subject_prefix: String,
+    /// The longest a request waits for a silent owner's claim to expire: the claim's
+    /// lifetime and some slack.
+    pub takeover_within: Duration,
 }
+
+/// How often a request waiting for a silent owner's claim tries again.
+const TAKEOVER_POLL: Duration = Duration::from_millis(250);
 
 /// The conversation whose owner must answer this request, if any: every change
 /// to it (but its share links, kept in the shared store), and the reads that need
@@ -108,22 +114,34 @@ pub async fn forward(State(state): State<AppState>, request: Request, next: Next
             format!("the request body is over {MAX_BODY_BYTES} bytes"),
         );
     };
-    match forwarder.send(&id, &parts, body.clone()).await {
-        Ok(response) => response,
-        Err(NoOwner) => match conversation.own().await {
-            Ok(Claim::Mine) => next.run(Request::from_parts(parts, Body::from(body))).await,
-            Ok(Claim::Theirs(holder)) => error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "{holder} runs this conversation but does not answer; \
-                     another replica takes it over once its claim expires; retry"
-                ),
-            ),
-            Err(err) => error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("cannot take over this conversation: {err}; retry"),
-            ),
-        },
+    // An owner that died still holds its claim until it expires: the request waits
+    // that long for someone to answer or for the claim to be free.
+    let deadline = tokio::time::Instant::now() + forwarder.takeover_within;
+    loop {
+        if let Ok(response) = forwarder.send(&id, &parts, body.clone()).await {
+            return response;
+        }
+        match conversation.own().await {
+            Ok(Claim::Mine) => {
+                return next.run(Request::from_parts(parts, Body::from(body))).await;
+            }
+            Ok(Claim::Theirs(holder)) if tokio::time::Instant::now() >= deadline => {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "{holder} runs this conversation but does not answer; \
+                         another replica takes it over once its claim expires; retry"
+                    ),
+                );
+            }
+            Ok(Claim::Theirs(_)) => tokio::time::sleep(TAKEOVER_POLL).await,
+            Err(err) => {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("cannot take over this conversation: {err}; retry"),
+                );
+            }
+        }
     }
 }
 

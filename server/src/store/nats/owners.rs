@@ -110,10 +110,27 @@ impl Owners {
                     return Ok(Claim::Mine);
                 }
                 Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                    if let Some(holder) = self.owner(conversation).await? {
+                    let entry = self
+                        .bucket
+                        .entry(&key)
+                        .await
+                        .map_err(|e| backend("cannot read who owns a conversation", e))?;
+                    let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
+                        // Expired or released between the two requests: try again.
+                        continue;
+                    };
+                    let holder = String::from_utf8_lossy(&entry.value).into_owned();
+                    if !self.died_here(&holder) {
                         return Ok(Claim::Theirs(holder));
                     }
-                    // Expired or released between the two requests: try again.
+                    // A process of this machine that is gone (this replica before a
+                    // crash): its claim need not run out first. Removed only if it
+                    // is still that claim.
+                    tracing::info!(conversation, holder, "taking a conversation from a process that died");
+                    let _ = self
+                        .bucket
+                        .delete_expect_revision(&key, Some(entry.revision))
+                        .await;
                 }
                 Err(e) => return Err(backend("cannot claim a conversation", e)),
             }
@@ -121,6 +138,16 @@ impl Owners {
         Err(crate::store::StoreError::Conflict(format!(
             "conversation {conversation} changed hands {CLAIM_TRIES} times while being claimed"
         )))
+    }
+
+    /// Whether `holder` names a process of this machine that no longer runs.
+    fn died_here(&self, holder: &str) -> bool {
+        let Some((host, pid)) = parse_holder(holder) else {
+            return false;
+        };
+        let mine = parse_holder(&self.holder);
+        mine.is_some_and(|(my_host, my_pid)| my_host == host && my_pid != pid)
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
     }
 
     /// Who owns `conversation` now, if anyone.
@@ -223,4 +250,11 @@ impl Owners {
             }
         }
     }
+}
+
+/// The host and pid in a holder's name (`<host> pid <pid> (<random>)`).
+fn parse_holder(holder: &str) -> Option<(&str, u32)> {
+    let (host, rest) = holder.rsplit_once(" pid ")?;
+    let pid = rest.split_whitespace().next()?.parse().ok()?;
+    Some((host, pid))
 }
