@@ -122,30 +122,35 @@ impl Conversation {
         }
     }
 
-    /// On the active replica: publishes the state whenever it changes, for the
+    /// Publishes the state as it is now, for the replicas that follow.
+    pub(super) async fn publish_state_now(&self) {
+        let view = RemoteView {
+            state: self.state(),
+            last_error: self.session.last_error(),
+        };
+        match serde_json::to_vec(&view) {
+            Ok(json) => {
+                if let Err(err) = self
+                    .shared
+                    .store
+                    .publish_status(&self.id, json.into())
+                    .await
+                {
+                    tracing::warn!(conversation = %self.id, %err, "cannot publish the state");
+                }
+            }
+            Err(err) => tracing::error!(%err, "cannot encode the state"),
+        }
+    }
+
+    /// On the owner: publishes the state whenever it changes, for the
     /// replicas that follow. Only the latest matters, so a burst of changes
     /// coalesces into the publishes that fit.
     pub(super) async fn publish_status(self: Arc<Self>) {
         let mut changes = self.subscribe_changes();
         let shutdown = self.shutdown_token();
         loop {
-            let view = RemoteView {
-                state: self.state(),
-                last_error: self.session.last_error(),
-            };
-            match serde_json::to_vec(&view) {
-                Ok(json) => {
-                    if let Err(err) = self
-                        .shared
-                        .store
-                        .publish_status(&self.id, json.into())
-                        .await
-                    {
-                        tracing::warn!(conversation = %self.id, %err, "cannot publish the state");
-                    }
-                }
-                Err(err) => tracing::error!(%err, "cannot encode the state"),
-            }
+            self.publish_state_now().await;
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { return },
                 () = shutdown.cancelled() => return,

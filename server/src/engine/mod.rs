@@ -265,7 +265,12 @@ impl Engine {
         }
         // Agent processes go last: a stopped turn may still be telling its agent.
         futures::future::join_all(all.iter().map(|c| c.session.shutdown())).await;
-        // Nothing runs here any more: other replicas may take these at once.
+        // Nothing runs here any more: the replicas that follow are told so, and may
+        // take these conversations at once.
+        if self.shared.store.shared_by_replicas() {
+            let owned: Vec<_> = all.iter().filter(|c| !c.is_followed()).collect();
+            futures::future::join_all(owned.iter().map(|c| c.publish_state_now())).await;
+        }
         self.shared.store.release_all().await;
     }
 

@@ -126,7 +126,11 @@ impl Owners {
                     // A process of this machine that is gone (this replica before a
                     // crash): its claim need not run out first. Removed only if it
                     // is still that claim.
-                    tracing::info!(conversation, holder, "taking a conversation from a process that died");
+                    tracing::info!(
+                        conversation,
+                        holder,
+                        "taking a conversation from a process that died"
+                    );
                     let _ = self
                         .bucket
                         .delete_expect_revision(&key, Some(entry.revision))
