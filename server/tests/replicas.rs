@@ -1,8 +1,9 @@
-//! Several replicas on one NATS JetStream (a real `nats-server` per test): one is
-//! active and runs everything; the others follow it, serve every stream and read,
-//! forward every change to it, and take over when it dies or stalls. The log stays
-//! whole through a replica's death, a stalled replica waking up, and NATS itself
-//! restarting. `docs/scaling.md` describes the design.
+//! Several replicas on one NATS JetStream (a real `nats-server` per test): every
+//! replica serves every stream and read; each conversation is run by the one that
+//! owns it, which gets every change posted to any replica; another takes it over
+//! when its owner dies or stalls. The log stays whole through a replica's death, a
+//! stalled replica waking up, and NATS itself restarting. `docs/scaling.md`
+//! describes the design.
 
 mod common;
 
@@ -15,8 +16,8 @@ use common::{
 };
 use nix::sys::signal::{Signal, kill};
 
-/// Longest a standby may take to notice the active replica is gone: the lease (10 s
-/// by default; some tests set 3 s) plus slack for a loaded machine.
+/// Longest another replica may take to notice an owner is gone: its claim (10 s by
+/// default; some tests set 3 s) plus slack for a loaded machine.
 const TAKEOVER: Duration = Duration::from_secs(60);
 
 fn output_chunks(sse: &common::Sse) -> usize {
@@ -60,19 +61,17 @@ async fn wait_known(server: &TestServer, id: &str) {
 }
 
 #[tokio::test]
-async fn followers_serve_streams_and_forward_every_change_to_the_active_replica() {
+async fn every_replica_serves_and_the_owner_runs_what_any_replica_is_asked() {
     let nats = NatsServer::start();
     let a = TestServer::replica(&nats.url(), "three", &[]);
-    assert!(!a.is_following(), "the first replica is active");
     let b = TestServer::replica(&nats.url(), "three", &[]);
     let c = TestServer::replica(&nats.url(), "three", &[]);
-    assert!(b.is_following() && c.is_following(), "the others follow it");
 
-    // Created through C, run by A, and streamed at once from B (which looks it up
-    // in NATS if its feed has not brought it yet).
+    // Created through C, so C owns and runs it; streamed at once from B (which looks
+    // it up in NATS if its feed has not brought it yet).
     let id = c.create_default().await;
     let mut on_b = b.stream(&id).await;
-    let mut everything_on_c = c.events().await;
+    let mut everything_on_a = a.events().await;
     let m = marker();
     let _guard = ProcessGuard(m.clone());
     let first = b
@@ -82,11 +81,11 @@ async fn followers_serve_streams_and_forward_every_change_to_the_active_replica(
     on_b.wait_output_contains("started").await;
     let pids = pids_with(&format!("sleeper{m}"));
     assert!(
-        !pids.is_empty() && pids.iter().all(|p| descends_from(*p, a.pid().as_raw())),
-        "the command runs on the active replica"
+        !pids.is_empty() && pids.iter().all(|p| descends_from(*p, c.pid().as_raw())),
+        "the command runs on the conversation's owner"
     );
 
-    // A chat posted to B waits behind the running turn on A; B shows it queued.
+    // A chat posted to B waits behind the running turn on C; B shows it queued.
     let second = b.chat(&id, "echo second-turn").await;
     assert!(second.queued, "the second message waits for the first turn");
     b.wait_state(&id, "a running turn with one message queued", |s| {
@@ -94,47 +93,47 @@ async fn followers_serve_streams_and_forward_every_change_to_the_active_replica(
     })
     .await;
 
-    // Cancelling the call through C stops A's process; the queued turn then runs.
+    // Cancelling the call through A stops C's process; the queued turn then runs.
     let call = tool_calls(&on_b.messages())[0].clone();
-    let (status, body) = c
+    let (status, body) = a
         .cancel(
             &id,
             serde_json::json!({ "tool_call_id": call.tool_call_id }),
         )
         .await;
-    assert!(status.is_success(), "cancel through C: {status} {body}");
+    assert!(status.is_success(), "cancel through A: {status} {body}");
     assert!(
         wait_no_processes(&format!("sleeper{m}"), WAIT)
             .await
             .is_ok(),
-        "the cancel reached A's process"
+        "the cancel reached C's process"
     );
     on_b.wait_end_of_turns(2).await;
     assert!(on_b.all_output().contains("second-turn"));
     b.wait_state(&id, "idle", |s| s.status == RunStatus::Idle)
         .await;
 
-    // Every view is the same log: B's stream, C's reads and A's own.
+    // Every view is the same log: B's stream, A's reads and C's own.
     on_b.assert_dense_from(0);
-    let log = a.messages_json(&id).await;
+    let log = c.messages_json(&id).await;
     let streamed: Vec<_> = on_b.raw_messages().into_iter().map(|(_, m)| m).collect();
-    assert_eq!(streamed, log, "B streamed exactly A's log");
-    assert_eq!(c.messages_json(&id).await, log, "C reads exactly A's log");
+    assert_eq!(streamed, log, "B streamed exactly C's log");
+    assert_eq!(a.messages_json(&id).await, log, "A reads exactly C's log");
     assert_closed(
-        &a.messages(&id).await,
+        &c.messages(&id).await,
         &call.tool_call_id,
         ToolStatus::Cancelled,
     );
-    // The list streamed by C catches up with the count (it never runs ahead).
-    everything_on_c
-        .wait_until("the conversation's full count on C", WAIT, |s| {
+    // The list streamed by A catches up with the count (it never runs ahead).
+    everything_on_a
+        .wait_until("the conversation's full count on A", WAIT, |s| {
             s.summaries()
                 .iter()
                 .any(|x| x.id == id && x.message_count == log.len() as u64)
         })
         .await;
     assert!(
-        everything_on_c
+        everything_on_a
             .summaries()
             .iter()
             .all(|x| x.message_count <= log.len() as u64)
@@ -142,21 +141,20 @@ async fn followers_serve_streams_and_forward_every_change_to_the_active_replica(
 }
 
 #[tokio::test]
-async fn a_follower_answers_bad_requests_and_shares_as_the_active_replica_does() {
+async fn another_replica_answers_bad_requests_and_shares_as_the_owner_does() {
     let nats = NatsServer::start();
     let a = TestServer::replica(&nats.url(), "answers", &[]);
     let b = TestServer::replica(&nats.url(), "answers", &[]);
     let c = TestServer::replica(&nats.url(), "answers", &[]);
-    assert!(b.is_following() && c.is_following());
     let id = a.create_default().await;
     wait_known(&b, &id).await;
 
-    // Bad input through a follower gets the active replica's own 4xx and changes nothing.
+    // Bad input through another replica gets the owner's own 4xx and changes nothing.
     let broken = b
         .post_raw(&format!("conversations/{id}/chat"), "{not json")
         .await;
     assert_error(
-        "broken JSON via a follower",
+        "broken JSON via another replica",
         &broken,
         StatusCode::BAD_REQUEST,
     );
@@ -167,7 +165,7 @@ async fn a_follower_answers_bad_requests_and_shares_as_the_active_replica_does()
         )
         .await;
     assert_error(
-        "a chat to no conversation via a follower",
+        "a chat to no conversation via another replica",
         &unknown,
         StatusCode::NOT_FOUND,
     );
@@ -212,25 +210,20 @@ async fn a_follower_answers_bad_requests_and_shares_as_the_active_replica_does()
 }
 
 #[tokio::test]
-async fn a_follower_takes_over_when_the_active_replica_is_killed() {
+async fn another_replica_takes_over_when_the_owner_is_killed() {
     let nats = NatsServer::start();
     let mut a = TestServer::replica(&nats.url(), "failover", &[]);
-    assert!(!a.is_following(), "the first replica is active");
     let b = TestServer::replica(&nats.url(), "failover", &[]);
     let c = TestServer::replica(&nats.url(), "failover", &[]);
-    assert!(b.is_following() && c.is_following(), "the others follow it");
-    let mut followers = [b, c];
 
     let id = a.create_default().await;
     let m = marker();
     let _guard = ProcessGuard(m.clone());
     let mut on_a = a.stream(&id).await;
-    wait_known(&followers[0], &id).await;
-    wait_known(&followers[1], &id).await;
-    let mut on_followers = [
-        followers[0].stream(&id).await,
-        followers[1].stream(&id).await,
-    ];
+    wait_known(&b, &id).await;
+    wait_known(&c, &id).await;
+    let mut on_b = b.stream(&id).await;
+    let mut on_c = c.stream(&id).await;
     a.chat(&id, &format!("exec -a seq{m} seq 1 1000000000"))
         .await;
     on_a.wait_until("30 output chunks", WAIT, |s| output_chunks(s) >= 30)
@@ -242,51 +235,28 @@ async fn a_follower_takes_over_when_the_active_replica_is_killed() {
     let seen = on_a.raw_messages();
     let call = tool_calls(&on_a.messages())[0].clone();
 
-    // One of the followers takes over; the other goes on following it.
-    let deadline = Instant::now() + TAKEOVER;
-    let active = loop {
-        if let Some(i) = (0..2).find(|&i| followers[i].serving_within(Duration::from_millis(50))) {
-            break i;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no follower took over within {TAKEOVER:?}"
-        );
-    };
+    // B or C notices the owner is gone once its claim expires, takes the
+    // conversation and closes the turn; neither stream stops meanwhile.
+    on_b.wait_until("the interrupted turn's end", TAKEOVER, |s| {
+        s.messages().iter().any(|m| m.end_of_turn)
+    })
+    .await;
     let took_over = killed.elapsed();
-    let [first, second] = &mut followers;
-    let (new_active, follower) = if active == 0 {
-        (first, second)
-    } else {
-        (second, first)
-    };
-    let [on_first, on_second] = &mut on_followers;
-    let (on_new_active, on_follower) = if active == 0 {
-        (on_first, on_second)
-    } else {
-        (on_second, on_first)
-    };
+    on_c.wait_end_of_turns(1).await;
 
-    // A browser on the dead replica reconnects (through the balancer) to the new
-    // active one, from the last id it saw.
+    // A browser on the dead replica reconnects (through the balancer) to another,
+    // from the last id it saw.
     let last_seen = seen.last().expect("messages were seen").0;
-    let mut resumed = new_active
-        .stream_with(&id, "", Some(&last_seen.to_string()))
-        .await;
+    let mut resumed = c.stream_with(&id, "", Some(&last_seen.to_string())).await;
     resumed
         .wait_until("the interrupted turn's end", WAIT, |s| {
             s.messages().iter().any(|m| m.end_of_turn)
         })
         .await;
     resumed.assert_dense_from(last_seen + 1);
-    // The promoted replica's own follower streams ended (their clients reconnect);
-    // the other follower's stream never stopped and saw the turn closed.
-    on_new_active.wait_ended(WAIT).await;
-    on_new_active.assert_dense_from(0);
-    on_follower.wait_end_of_turns(1).await;
 
-    let log = new_active.messages_json(&id).await;
-    let messages = new_active.messages(&id).await;
+    let log = b.messages_json(&id).await;
+    let messages = b.messages(&id).await;
     assert_dense(&messages, 0);
     for (idx, raw) in &seen {
         assert_eq!(
@@ -294,12 +264,11 @@ async fn a_follower_takes_over_when_the_active_replica_is_killed() {
             "message {idx} changed in the failover"
         );
     }
-    let followed: Vec<_> = on_follower
-        .raw_messages()
-        .into_iter()
-        .map(|(_, m)| m)
-        .collect();
-    assert_eq!(followed, log, "the other follower streamed the log exactly");
+    for (name, stream) in [("B", &on_b), ("C", &on_c)] {
+        stream.assert_dense_from(0);
+        let streamed: Vec<_> = stream.raw_messages().into_iter().map(|(_, m)| m).collect();
+        assert_eq!(streamed, log, "{name} streamed the log exactly");
+    }
     // Closed exactly once, as interrupted, by the replica that took over.
     assert_closed(&messages, &call.tool_call_id, ToolStatus::Interrupted);
     assert!(
@@ -307,18 +276,15 @@ async fn a_follower_takes_over_when_the_active_replica_is_killed() {
         "the command died with its replica"
     );
 
-    // A chat through the remaining follower runs on the new active replica.
-    follower.chat(&id, "echo after-failover").await;
-    on_follower.wait_end_of_turns(2).await;
-    on_follower.assert_dense_from(0);
-    assert!(on_follower.all_output().contains("after-failover"));
-    assert_eq!(
-        new_active.messages_json(&id).await.len(),
-        on_follower.raw_messages().len()
-    );
+    // A chat through either replica runs on the new owner.
+    c.chat(&id, "echo after-failover").await;
+    on_b.wait_end_of_turns(2).await;
+    on_b.assert_dense_from(0);
+    assert!(on_b.all_output().contains("after-failover"));
+    assert_eq!(c.messages_json(&id).await.len(), on_b.raw_messages().len());
     println!(
-        "[failover] kill -9 of the active replica → a follower active: {:.2} s \
-         (lease 10 s); {} messages before, none lost",
+        "[failover] kill -9 of the owner → the turn closed by another replica: {:.2} s \
+         (claim 10 s); {} messages before, none lost",
         took_over.as_secs_f64(),
         seen.len()
     );
@@ -341,31 +307,36 @@ async fn a_stalled_replica_is_fenced_when_it_wakes_and_stops_its_command() {
     )
     .await;
     sse.wait_output_contains("tick-20").await;
-    let mut b = TestServer::replica(&nats.url(), "stall", &lease);
-    assert!(b.is_following());
+    let b = TestServer::replica(&nats.url(), "stall", &lease);
+    wait_known(&b, &id).await;
+    let mut on_b = b.stream(&id).await;
 
-    // A stall longer than the lease (a GC pause, a VM migration, SIGSTOP).
-    kill(a.pid(), Signal::SIGSTOP).expect("stop the active replica");
-    b.wait_serving(TAKEOVER);
+    // A stall longer than the claim (a GC pause, a VM migration, SIGSTOP): B takes
+    // the conversation over and closes the turn.
+    kill(a.pid(), Signal::SIGSTOP).expect("stop the owner");
+    on_b.wait_until("the interrupted turn's end", TAKEOVER, |s| {
+        s.messages().iter().any(|m| m.end_of_turn)
+    })
+    .await;
     let taken = b.messages_json(&id).await;
     let messages = b.messages(&id).await;
     let call = tool_calls(&messages)[0].clone();
     assert_closed(&messages, &call.tool_call_id, ToolStatus::Interrupted);
 
-    // Waking up, the old replica finds its lease gone: it writes nothing more,
-    // stops its command itself and exits.
+    // Waking up, the old owner finds its claim gone: it writes nothing more, stops
+    // its command itself and exits.
     kill(a.pid(), Signal::SIGCONT).expect("wake the old replica");
     let status = a.wait_exit(WAIT);
     assert!(
         !status.success(),
-        "a replica that lost its lease exits with an error"
+        "a replica that lost a conversation exits with an error"
     );
     assert!(
         wait_no_processes(&m, WAIT).await.is_ok(),
         "the old replica's command was stopped"
     );
     assert!(
-        a.logs().contains("lost its lease"),
+        a.logs().contains("could not keep"),
         "the old replica says why it stopped: {}",
         a.logs()
     );

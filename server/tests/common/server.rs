@@ -56,18 +56,8 @@ pub struct TestServer {
     starts: usize,
     /// `(url, prefix)`: a replica on this NATS instead of the suite's store.
     nats: Option<(String, String)>,
-    /// The binary said it follows another replica and has not said it serves since.
-    following: bool,
-    /// Addresses the running binary announces (`serving` or `following`), in order.
-    announced: Option<std::sync::mpsc::Receiver<Announce>>,
-}
-
-/// What the binary prints once it listens.
-enum Announce {
-    /// "Tether is following at …": another replica is active.
-    Following(String),
-    /// "Tether is serving …".
-    Serving(String),
+    /// Addresses the running binary announces ("Tether is serving …"), in order.
+    announced: Option<std::sync::mpsc::Receiver<String>>,
 }
 
 impl TestServer {
@@ -125,61 +115,17 @@ impl TestServer {
             wrapper: Vec::new(),
             starts: 0,
             nats: None,
-            following: false,
             announced: None,
         }
     }
 
     /// A replica on `nats_url` under `prefix`, with its own data directory: returns
-    /// once it is serving or following (see `is_following`).
+    /// once it is serving.
     pub fn replica(nats_url: &str, prefix: &str, extra_args: &[&str]) -> Self {
         let mut server = Self::new(extra_args);
         server.nats = Some((nats_url.to_string(), prefix.to_string()));
-        server.spawn_announced(false);
+        server.spawn();
         server
-    }
-
-    /// Whether the binary last said it follows another replica (rather than
-    /// being the active one).
-    pub fn is_following(&self) -> bool {
-        self.following
-    }
-
-    /// Whether a following replica says, within `timeout`, that it is the active one.
-    pub fn serving_within(&mut self, timeout: Duration) -> bool {
-        let rx = self.announced.as_ref().expect("a running binary");
-        let deadline = std::time::Instant::now() + timeout;
-        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-            match rx.recv_timeout(left) {
-                Ok(Announce::Serving(url)) => {
-                    self.following = false;
-                    self.set_url(&url);
-                    return true;
-                }
-                Ok(Announce::Following(_)) => {}
-                Err(_) => return false,
-            }
-        }
-        false
-    }
-
-    /// Waits (up to `timeout`) until a following replica says it is the active one.
-    pub fn wait_serving(&mut self, timeout: Duration) {
-        let rx = self.announced.as_ref().expect("a running binary");
-        loop {
-            match rx.recv_timeout(timeout) {
-                Ok(Announce::Serving(url)) => {
-                    self.following = false;
-                    self.set_url(&url);
-                    return;
-                }
-                Ok(Announce::Following(_)) => {}
-                Err(_) => panic!(
-                    "the replica did not start serving within {timeout:?}; its log:\n{}",
-                    self.logs()
-                ),
-            }
-        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -297,7 +243,7 @@ impl TestServer {
     }
 
     fn spawn(&mut self) {
-        self.spawn_announced(true);
+        self.spawn_announced();
     }
 
     fn start_child(&mut self) {
@@ -336,13 +282,10 @@ impl TestServer {
             let origin = |rest: &str| rest.trim().split('/').take(3).collect::<Vec<_>>().join("/");
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                let announce = if let Some(rest) = line.strip_prefix("Tether is serving ") {
-                    Announce::Serving(origin(rest))
-                } else if let Some(rest) = line.strip_prefix("Tether is following at ") {
-                    Announce::Following(origin(rest))
-                } else {
+                let Some(rest) = line.strip_prefix("Tether is serving ") else {
                     continue;
                 };
+                let announce = origin(rest);
                 // Keep draining even if nobody listens, so a print never hits a
                 // closed pipe.
                 let _ = tx.send(announce);
@@ -352,29 +295,16 @@ impl TestServer {
         self.announced = Some(rx);
     }
 
-    /// Starts the binary and waits for its address: until it serves, or, unless
-    /// `must_serve`, until it stands by.
-    fn spawn_announced(&mut self, must_serve: bool) {
+    /// Starts the binary and waits until it says it serves.
+    fn spawn_announced(&mut self) {
         self.start_child();
         let rx = self.announced.as_ref().expect("a running binary");
-        loop {
-            match rx.recv_timeout(WAIT) {
-                Ok(Announce::Serving(url)) => {
-                    self.following = false;
-                    self.set_url(&url);
-                    return;
-                }
-                Ok(Announce::Following(url)) if !must_serve => {
-                    self.following = true;
-                    self.set_url(&url);
-                    return;
-                }
-                Ok(Announce::Following(_)) => {}
-                Err(_) => panic!(
-                    "the server did not print its address; its log:\n{}",
-                    self.logs()
-                ),
-            }
+        match rx.recv_timeout(WAIT) {
+            Ok(url) => self.set_url(&url),
+            Err(_) => panic!(
+                "the server did not print its address; its log:\n{}",
+                self.logs()
+            ),
         }
     }
 
