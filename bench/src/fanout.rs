@@ -97,8 +97,8 @@ pub async fn fanout(ctx: &Ctx, rep: &mut Report) -> std::result::Result<(), Stri
     Ok(())
 }
 
-/// On NATS: the same clients on one replica, then spread over three (the active one
-/// and two followers), side by side in one run.
+/// On NATS: the same clients on one replica, then spread over three (the one that
+/// runs the command and two that follow it), side by side in one run.
 pub async fn over_replicas(ctx: &Ctx, rep: &mut Report) -> std::result::Result<(), String> {
     let n = if ctx.smoke { 30 } else { 1000 };
     for run in 0..ctx.runs {
@@ -112,11 +112,11 @@ pub async fn over_replicas(ctx: &Ctx, rep: &mut Report) -> std::result::Result<(
                     run + 1
                 );
                 let t = Tether::start(&ctx.tether).await?;
-                let followers = t.followers(&ctx.tether, replicas - 1).await?;
+                let others = t.more_replicas(&ctx.tether, replicas - 1).await?;
                 let mut addrs = vec![t.addr()];
-                addrs.extend(followers.iter().map(Tether::addr));
+                addrs.extend(others.iter().map(Tether::addr));
                 let fan = tether_fanout_over(&t, &addrs, n, source, mode).await;
-                for f in followers {
+                for f in others {
                     f.stop().await;
                 }
                 t.stop().await;
@@ -294,7 +294,8 @@ async fn tether_fanout(t: &Tether, clients: usize, source: u64, mode: Mode) -> R
     tether_fanout_over(t, &[t.addr()], clients, source, mode).await
 }
 
-/// `t` runs the command; the clients stream from `addrs` (its followers too).
+/// `t` runs the command; the clients stream from `addrs` (the replicas following
+/// it too).
 async fn tether_fanout_over(
     t: &Tether,
     addrs: &[SocketAddr],

@@ -118,16 +118,16 @@ pub async fn start_tether(bin: &Path, data_dir: &Path) -> Result<Server> {
     start_replica(bin, data_dir, None).await
 }
 
-/// Like `start_tether`; with `follow`, on NATS under that prefix, as a replica that
-/// follows the active one already running there.
-async fn start_replica(bin: &Path, data_dir: &Path, follow: Option<&str>) -> Result<Server> {
+/// Like `start_tether`; with `share`, on NATS under that prefix, as one more replica
+/// beside those already running there.
+async fn start_replica(bin: &Path, data_dir: &Path, share: Option<&str>) -> Result<Server> {
     let mut cmd = Command::new(bin);
     cmd.arg("--addr")
         .arg("127.0.0.1:0")
         .arg("--data-dir")
         .arg(data_dir);
     if let Some(url) = NATS_URL.get() {
-        let name = match follow {
+        let name = match share {
             Some(prefix) => prefix.to_string(),
             None => prefix_of(data_dir),
         };
@@ -148,11 +148,10 @@ async fn start_replica(bin: &Path, data_dir: &Path, follow: Option<&str>) -> Res
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
-    let marker = match follow {
-        Some(_) => "Tether is following at http://",
-        None => "Tether is serving http://",
-    };
-    let addr = wait_for_addr(stdout, marker, |rest| rest.split('/').next()?.parse().ok()).await?;
+    let addr = wait_for_addr(stdout, "Tether is serving http://", |rest| {
+        rest.split('/').next()?.parse().ok()
+    })
+    .await?;
     Ok(Server { addr, child })
 }
 
@@ -225,12 +224,12 @@ pub struct Tether {
 
 impl Tether {
     pub async fn start(bin: &Path) -> Result<Self> {
-        Self::start_following(bin, None).await
+        Self::start_sharing(bin, None).await
     }
 
-    /// With `follow`, on NATS under that prefix, as a replica that follows the
-    /// active one already running there.
-    async fn start_following(bin: &Path, follow: Option<&str>) -> Result<Self> {
+    /// With `share`, on NATS under that prefix, as one more replica beside those
+    /// already running there.
+    async fn start_sharing(bin: &Path, share: Option<&str>) -> Result<Self> {
         let data = tempfile::Builder::new()
             .prefix("tether-bench-data-")
             .tempdir()
@@ -239,7 +238,7 @@ impl Tether {
             .prefix("tether-bench-cwd-")
             .tempdir()
             .map_err(|e| e.to_string())?;
-        let server = start_replica(bin, data.path(), follow).await?;
+        let server = start_replica(bin, data.path(), share).await?;
         Ok(Tether { server, cwd, data })
     }
 
@@ -247,12 +246,13 @@ impl Tether {
         self.server.addr
     }
 
-    /// On NATS: `followers` more replicas following this one (which must be active).
-    pub async fn followers(&self, bin: &Path, followers: usize) -> Result<Vec<Tether>> {
+    /// On NATS: `more` replicas beside this one, on the same store. What this one
+    /// creates it runs; the others follow it.
+    pub async fn more_replicas(&self, bin: &Path, more: usize) -> Result<Vec<Tether>> {
         let prefix = prefix_of(self.data.path());
-        let mut out = Vec::with_capacity(followers);
-        for _ in 0..followers {
-            out.push(Self::start_following(bin, Some(&prefix)).await?);
+        let mut out = Vec::with_capacity(more);
+        for _ in 0..more {
+            out.push(Self::start_sharing(bin, Some(&prefix)).await?);
         }
         Ok(out)
     }

@@ -10,7 +10,7 @@ import {
   waitConnected,
 } from "./helpers";
 import { startNats, type Nats } from "./nats";
-import { startReplica, type Replica } from "./server";
+import { startServer, type Server } from "./server";
 
 /** The conversation's stored messages on `base`, and its command output's lines. */
 async function storedLines(request: APIRequestContext, base: string, id: string) {
@@ -24,32 +24,31 @@ async function storedLines(request: APIRequestContext, base: string, id: string)
   return { stored, lines };
 }
 
-// Replicas on one NATS: the active one runs every turn, the others follow it and
-// serve the same pages and streams, forwarding every change to it.
+// Replicas on one NATS: each conversation is run by the replica that owns it; every
+// replica serves the same pages and streams and forwards changes to the owner.
 test.describe("replicas on NATS", () => {
   let nats: Nats | undefined;
-  let replicas: Replica[] = [];
+  let replicas: Server[] = [];
   test.afterEach(async () => {
     for (const r of replicas) await r.stop();
     replicas = [];
     await nats?.stop();
   });
 
-  test("a page on a follower watches and steers a command that runs on the active replica", async ({
+  test("a page on one replica watches and steers a command that runs on another", async ({
     page,
     request,
   }) => {
     nats = await startNats();
     const args = ["--nats", nats.url, "--nats-prefix", unique("e2e")];
-    const a = await startReplica({ args });
+    const a = await startServer({ args });
     replicas.push(a);
-    const b = await startReplica({ args });
+    const b = await startServer({ args });
     replicas.push(b);
-    expect(a.following).toBe(false);
-    expect(b.following).toBe(true);
 
-    // Everything below goes through B; the command runs on A.
-    const conversation = await createConversation(request, { base: b.url });
+    // Created through A, which owns it; everything else goes through B, and the
+    // command runs on A.
+    const conversation = await createConversation(request, { base: a.url });
     await page.goto(`${b.url}/c/${conversation.id}`);
     await waitConnected(page);
     const marker = `654.${Math.floor(Math.random() * 1e9)}`;
@@ -75,7 +74,7 @@ test.describe("replicas on NATS", () => {
     expect(Math.max(...dom)).toBe(stored.length - 1);
   });
 
-  test("the page rides through the active replica's death onto a follower", async ({ page, request }) => {
+  test("the page rides through its owner's death onto another replica", async ({ page, request }) => {
     nats = await startNats();
     const proxy = await startProxy();
     const args = [
@@ -84,12 +83,10 @@ test.describe("replicas on NATS", () => {
       "--nats-lease-secs", "3",
       "--allow-host", `127.0.0.1:${proxy.port}`,
     ];
-    const a = await startReplica({ args });
+    const a = await startServer({ args });
     replicas.push(a);
-    expect(a.following).toBe(false);
-    const b = await startReplica({ args });
+    const b = await startServer({ args });
     replicas.push(b);
-    expect(b.following).toBe(true);
     proxy.target = a.url;
 
     const conversation = await createConversation(request, { base: a.url });
@@ -102,11 +99,10 @@ test.describe("replicas on NATS", () => {
 
     await a.kill();
     await expect(indicator).toHaveAttribute("data-state", "reconnecting");
-    // A health-checking balancer sends the page to the follower at once; the page
-    // keeps streaming from it while it takes over (its streams end once, when it does).
+    // A health-checking balancer sends the page to B at once; the page streams
+    // from it while it takes the conversation over.
     proxy.target = b.url;
     await waitConnected(page, 30_000);
-    await b.serving;
     await expect(card).toHaveAttribute("data-status", "interrupted", { timeout: 30_000 });
     await waitConnected(page, 30_000);
 
@@ -117,7 +113,7 @@ test.describe("replicas on NATS", () => {
     await card.getByTestId("expand").click();
     expect(await allExpandedLines(card)).toEqual(lines);
 
-    // The next turn runs on the new active replica.
+    // The next turn runs on the new owner.
     await sendChat(page, "echo after-failover");
     const next = cards(page).nth(1);
     await expect(next).toHaveAttribute("data-status", "completed", { timeout: 15_000 });

@@ -28,23 +28,6 @@ export interface StartOptions {
 
 /** Starts `tether` and resolves once it prints the address it serves. */
 export async function startServer(opts: StartOptions = {}): Promise<Server> {
-  const replica = await startReplica(opts);
-  await replica.serving;
-  return replica;
-}
-
-export interface Replica extends Server {
-  /** True if it started following another replica (which is active). */
-  following: boolean;
-  /** Resolves once it serves (at once for the active replica). */
-  serving: Promise<void>;
-}
-
-/**
- * Starts `tether` and resolves once it listens: serving, or (on NATS, while another
- * replica is active) following it; `serving` resolves when it takes over.
- */
-export async function startReplica(opts: StartOptions = {}): Promise<Replica> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "tether-e2e-"));
   const addr = `127.0.0.1:${opts.port ?? 0}`;
   const proc = spawn(tetherBin, ["--addr", addr, "--data-dir", dataDir, ...(opts.args ?? [])], {
@@ -54,19 +37,14 @@ export async function startReplica(opts: StartOptions = {}): Promise<Replica> {
   });
   const exited = new Promise<void>((done) => proc.once("exit", () => done()));
   let seen = "";
-  let markServing: () => void = () => {};
-  const serving = new Promise<void>((ok) => (markServing = ok));
-  const { url, following } = await new Promise<{ url: string; following: boolean }>((ok, fail) => {
+  const url = await new Promise<string>((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`tether did not start: ${seen}`)), 30_000);
     proc.stdout!.on("data", (chunk: Buffer) => {
       seen += chunk.toString();
       const served = /Tether is serving (http:\/\/[^\s/]+)/.exec(seen);
-      const waiting = /Tether is following at (http:\/\/[^\s/]+)/.exec(seen);
-      if (served) markServing();
-      const match = served ?? waiting;
-      if (match) {
+      if (served) {
         clearTimeout(timer);
-        ok({ url: match[1], following: !served });
+        ok(served[1]);
       }
     });
     proc.once("exit", (code) => {
@@ -85,8 +63,6 @@ export async function startReplica(opts: StartOptions = {}): Promise<Replica> {
     port,
     dataDir,
     proc,
-    following,
-    serving,
     stop: (o) => finish("SIGTERM", o?.keepData ?? false),
     kill: () => finish("SIGKILL", true),
   };

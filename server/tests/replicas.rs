@@ -284,7 +284,8 @@ async fn another_replica_takes_over_when_the_owner_is_killed() {
     assert_eq!(c.messages_json(&id).await.len(), on_b.raw_messages().len());
     println!(
         "[failover] kill -9 of the owner → the turn closed by another replica: {:.2} s \
-         (claim 10 s); {} messages before, none lost",
+         (one machine: a dead local owner's claim is taken without waiting out its \
+         10 s); {} messages before, none lost",
         took_over.as_secs_f64(),
         seen.len()
     );

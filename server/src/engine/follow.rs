@@ -150,6 +150,11 @@ impl Conversation {
         let mut changes = self.subscribe_changes();
         let shutdown = self.shutdown_token();
         loop {
+            // Once shutdown begins, the engine publishes the last state itself,
+            // before it gives the conversation up.
+            if self.shared.is_closing() {
+                return;
+            }
             self.publish_state_now().await;
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { return },
