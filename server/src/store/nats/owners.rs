@@ -171,13 +171,35 @@ impl Owners {
             return;
         };
         held.validity.set(None);
-        if let Err(e) = self
-            .bucket
-            .delete_expect_revision(key(conversation), Some(held.revision))
-            .await
-        {
-            tracing::warn!(conversation, error = %e, "cannot release a conversation; its key will expire");
+        let key = key(conversation);
+        let mut revision = held.revision;
+        for _ in 0..CLAIM_TRIES {
+            match self
+                .bucket
+                .delete_expect_revision(&key, Some(revision))
+                .await
+            {
+                Ok(()) => return,
+                Err(e) => {
+                    // A renewal in flight may have moved the revision on: the key is
+                    // still ours if it still names this process.
+                    let current = self.bucket.entry(&key).await.ok().flatten();
+                    match current.filter(|c| {
+                        c.operation == kv::Operation::Put && c.value == self.holder.as_bytes()
+                    }) {
+                        Some(current) => revision = current.revision,
+                        None => {
+                            tracing::debug!(conversation, error = %e, "released already");
+                            return;
+                        }
+                    }
+                }
+            }
         }
+        tracing::warn!(
+            conversation,
+            "cannot release a conversation; its key will expire"
+        );
     }
 
     /// Gives every conversation up (on a clean shutdown) and stops renewing.
