@@ -5,7 +5,7 @@ use std::sync::Arc;
 use app::protocol::ToolStatus;
 use async_trait::async_trait;
 
-use super::pty::{self, ExitInfo, PtyEvent, PtyHandle, SpawnSpec};
+use super::pty::{self, ExitInfo, PtyHandle, SpawnSpec};
 use super::{Call, Control, Tool, ToolOutcome};
 
 /// The tool's name in the log.
@@ -58,24 +58,11 @@ impl Tool for Bash {
             exit_code: None,
             signal: None,
         };
-        let mut batch = Vec::new();
-        while let Some(event) = events.recv().await {
-            // Whatever else is already waiting is appended with this event in one
-            // write: during a flood that is several chunks per commit.
-            let mut next = Some(event);
-            while let Some(event) = next.take() {
-                match event {
-                    PtyEvent::Output(text) => batch.push(text),
-                    PtyEvent::Exited(info) => exit = info,
-                }
-                if batch.len() < pty::WRITE_BATCH {
-                    next = events.try_recv().ok();
-                }
-            }
+        while let Some(batch) = pty::next_batch(&mut events, &mut exit).await {
             if batch.is_empty() {
                 continue;
             }
-            if let Err(err) = call.output(std::mem::take(&mut batch)).await {
+            if let Err(err) = call.output(batch).await {
                 // The log cannot take more: stop the command rather than lose
                 // output silently.
                 tracing::error!(tool_call = call.id(), %err, "cannot append output; stopping the tool call");

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use super::book::{ToolBook, output_messages};
 use super::files::confine;
 use crate::agent::Attachment;
-use crate::tools::pty::{self, ExitInfo, PtyEvent, PtyHandle, SpawnSpec};
+use crate::tools::pty::{self, ExitInfo, PtyHandle, SpawnSpec};
 
 /// Output kept for `terminal/output` when the agent sets no limit.
 const DEFAULT_OUTPUT_LIMIT: usize = 1 << 20;
@@ -121,22 +121,11 @@ impl Terminals {
                 exit_code: None,
                 signal: None,
             };
-            let mut batch = Vec::new();
-            while let Some(event) = events.recv().await {
-                let mut next = Some(event);
-                while let Some(event) = next.take() {
-                    match event {
-                        PtyEvent::Output(text) => batch.push(text),
-                        PtyEvent::Exited(info) => exit = info,
-                    }
-                    if batch.len() < pty::WRITE_BATCH {
-                        next = events.try_recv().ok();
-                    }
-                }
+            while let Some(batch) = pty::next_batch(&mut events, &mut exit).await {
                 if batch.is_empty() {
                     continue;
                 }
-                let text: String = std::mem::take(&mut batch).concat();
+                let text: String = batch.concat();
                 term.capture(&text);
                 book.lock()
                     .unwrap_or_else(|p| p.into_inner())

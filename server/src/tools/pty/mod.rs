@@ -350,6 +350,28 @@ pub fn spawn(spec: SpawnSpec) -> Result<(PtyHandle, mpsc::Receiver<PtyEvent>), P
     Ok((handle, event_rx))
 }
 
+/// Waits for the PTY's next events and takes whatever else is already waiting, up to
+/// `WRITE_BATCH` output chunks, so a flood is appended several chunks per write.
+/// The command's exit, when it comes, is put in `exit`. Returns the output taken
+/// (empty if only the exit came), or `None` once the PTY has nothing more.
+pub async fn next_batch(
+    events: &mut mpsc::Receiver<PtyEvent>,
+    exit: &mut ExitInfo,
+) -> Option<Vec<String>> {
+    let mut batch = Vec::new();
+    let mut next = Some(events.recv().await?);
+    while let Some(event) = next.take() {
+        match event {
+            PtyEvent::Output(text) => batch.push(text),
+            PtyEvent::Exited(info) => *exit = info,
+        }
+        if batch.len() < WRITE_BATCH {
+            next = events.try_recv().ok();
+        }
+    }
+    Some(batch)
+}
+
 fn read_loop(mut reader: Box<dyn Read + Send>, tx: mpsc::Sender<Vec<u8>>) {
     let mut buf = vec![0u8; READ_BUF_SIZE];
     loop {
