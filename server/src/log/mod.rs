@@ -211,7 +211,7 @@ impl Log {
     }
 
     /// After a refused append (another writer got there first: a replica that lost
-    /// its lease in the middle of a write), takes the store's messages as the log's,
+    /// a conversation in the middle of a write), takes the store's messages as the log's,
     /// so the next append follows them instead of being refused for good.
     async fn catch_up(&self, next_idx: &mut u64) {
         let Ok(count) = self.store.message_count(&self.conversation_id).await else {

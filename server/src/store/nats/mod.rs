@@ -85,14 +85,18 @@ pub struct NatsStore {
     owners: Arc<owners::Owners>,
 }
 
-/// How this process names itself in the lease bucket: host, pid and a random part.
+/// How this process names itself in the lease bucket: host, pid, pid namespace
+/// and a random part.
 fn holder_name() -> String {
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "unknown".into());
+    let ns = owners::pid_namespace()
+        .map(|ns| format!(" ns {ns}"))
+        .unwrap_or_default();
     format!(
-        "{host} pid {} ({})",
+        "{host} pid {}{ns} ({})",
         std::process::id(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     )

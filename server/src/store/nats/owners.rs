@@ -144,14 +144,21 @@ impl Owners {
         )))
     }
 
-    /// Whether `holder` names a process of this machine that no longer runs.
+    /// Whether `holder` names a process that no longer runs and that this one
+    /// could see if it did: same host *and* same pid namespace, since containers
+    /// sharing the host's name (host networking) each count pids from 1.
     fn died_here(&self, holder: &str) -> bool {
-        let Some((host, pid)) = parse_holder(holder) else {
+        let Some(theirs) = parse_holder(holder) else {
             return false;
         };
-        let mine = parse_holder(&self.holder);
-        mine.is_some_and(|(my_host, my_pid)| my_host == host && my_pid != pid)
-            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        let Some(mine) = parse_holder(&self.holder) else {
+            return false;
+        };
+        mine.host == theirs.host
+            && mine.pid_ns.is_some()
+            && mine.pid_ns == theirs.pid_ns
+            && mine.pid != theirs.pid
+            && !std::path::Path::new(&format!("/proc/{}", theirs.pid)).exists()
     }
 
     /// Who owns `conversation` now, if anyone.
@@ -170,7 +177,7 @@ impl Owners {
         let Some(held) = self.held().remove(conversation) else {
             return;
         };
-        held.validity.set(None);
+        held.validity.give_up();
         let key = key(conversation);
         let mut revision = held.revision;
         for _ in 0..CLAIM_TRIES {
@@ -278,9 +285,63 @@ impl Owners {
     }
 }
 
-/// The host and pid in a holder's name (`<host> pid <pid> (<random>)`).
-fn parse_holder(holder: &str) -> Option<(&str, u32)> {
+/// What a holder's name (`<host> pid <pid> ns <pid namespace> (<random>)`, see
+/// `holder_name`) says about its process.
+#[derive(Debug, PartialEq, Eq)]
+struct Holder<'a> {
+    host: &'a str,
+    pid: u32,
+    /// The pid namespace's inode, when the process could read it.
+    pid_ns: Option<u64>,
+}
+
+fn parse_holder(holder: &str) -> Option<Holder<'_>> {
     let (host, rest) = holder.rsplit_once(" pid ")?;
-    let pid = rest.split_whitespace().next()?.parse().ok()?;
-    Some((host, pid))
+    let mut words = rest.split_whitespace();
+    let pid = words.next()?.parse().ok()?;
+    let pid_ns = match (words.next(), words.next()) {
+        (Some("ns"), Some(ns)) => ns.parse().ok(),
+        _ => None,
+    };
+    Some(Holder { host, pid, pid_ns })
+}
+
+/// The inode of this process's pid namespace (`/proc/self/ns/pid` reads
+/// `pid:[4026531836]`), which tells containers on one host apart.
+pub(super) fn pid_namespace() -> Option<u64> {
+    let link = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let link = link.to_str()?;
+    link.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_holder_name_says_host_pid_and_namespace() {
+        assert_eq!(
+            parse_holder("box-1 pid 42 ns 4026531836 (ab12cd34)"),
+            Some(Holder {
+                host: "box-1",
+                pid: 42,
+                pid_ns: Some(4026531836)
+            })
+        );
+        // A name without a namespace (it could not be read) is never taken as dead.
+        assert_eq!(
+            parse_holder("box pid 7 (ab12cd34)"),
+            Some(Holder {
+                host: "box",
+                pid: 7,
+                pid_ns: None
+            })
+        );
+        assert_eq!(parse_holder("nonsense"), None);
+    }
+
+    #[test]
+    fn this_process_can_read_its_pid_namespace() {
+        assert!(pid_namespace().is_some());
+    }
 }

@@ -9,6 +9,7 @@
 //! append there is refused whatever its clock says.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -18,9 +19,12 @@ use crate::store::{Result, StoreError};
 
 /// Until when this process may write. Shared with the store's appends.
 pub(super) struct Validity {
-    /// `None`: the lease is not held (yet, or any more).
+    /// `None`: the conversation is not owned (yet, or any more).
     until: Mutex<Option<Instant>>,
-    /// Cancelled once the lease is lost; never un-cancelled.
+    /// Set when this process gave the conversation up itself: a late append is
+    /// then refused without counting as a loss.
+    given_up: AtomicBool,
+    /// Cancelled once ownership is lost; never un-cancelled.
     lost: CancellationToken,
 }
 
@@ -30,6 +34,7 @@ impl Validity {
     pub(super) fn sharing(lost: CancellationToken) -> Self {
         Validity {
             until: Mutex::default(),
+            given_up: AtomicBool::new(false),
             lost,
         }
     }
@@ -38,21 +43,33 @@ impl Validity {
         *self.until.lock().unwrap_or_else(|p| p.into_inner()) = until;
     }
 
-    /// Ok while the lease is held; once it is not, the loss is announced.
+    /// Ends the validity because this process released the conversation: unlike
+    /// running out, that is no loss.
+    pub(super) fn give_up(&self) {
+        self.given_up.store(true, Ordering::SeqCst);
+        self.set(None);
+    }
+
+    /// Ok while the conversation is owned; once it is not, the loss is announced
+    /// (unless this process gave it up).
     pub(super) fn check(&self) -> Result<()> {
         let until = *self.until.lock().unwrap_or_else(|p| p.into_inner());
         match until {
             Some(until) if Instant::now() < until => Ok(()),
+            _ if self.given_up.load(Ordering::SeqCst) => Err(StoreError::Conflict(
+                "this replica gave the conversation up".into(),
+            )),
             _ => {
                 self.lose();
                 Err(StoreError::Conflict(
-                    "this replica no longer holds the lease; another one is active".into(),
+                    "this replica no longer owns the conversation; another one may have taken it"
+                        .into(),
                 ))
             }
         }
     }
 
-    /// How long the lease lasts from now (zero once it does not).
+    /// How long ownership lasts from now (zero once it does not).
     pub(super) fn left(&self) -> Duration {
         let until = *self.until.lock().unwrap_or_else(|p| p.into_inner());
         until.map_or(Duration::ZERO, |until| {
@@ -66,7 +83,7 @@ impl Validity {
     }
 }
 
-/// How long after sending a renewal the lease is taken as held: `ttl` less a margin
+/// How long after sending a renewal a key is taken as held: `ttl` less a margin
 /// for the two clocks running at slightly different rates.
 pub(super) fn usable(ttl: Duration) -> Duration {
     ttl.saturating_sub(ttl / 10)
