@@ -52,7 +52,7 @@ pub struct Conversation {
     /// While another replica owns this conversation: what the owner last said about
     /// it. Nothing runs here then, and `state` comes from it. `None` once this
     /// replica owns it (always, on an embedded store).
-    remote: Mutex<Option<Remote>>,
+    pub(super) remote: Mutex<Option<Remote>>,
     /// Serializes taking ownership, so two requests cannot both start a worker.
     pub(super) owning: tokio::sync::Mutex<()>,
 }
@@ -154,15 +154,6 @@ impl Conversation {
 
     pub(super) fn runtime(&self) -> MutexGuard<'_, Runtime> {
         self.runtime.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(super) fn remote(&self) -> MutexGuard<'_, Option<Remote>> {
-        self.remote.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Whether another replica runs this conversation (this one follows it).
-    pub fn is_followed(&self) -> bool {
-        self.remote().is_some()
     }
 
     pub(super) fn meta(&self) -> MutexGuard<'_, ConversationRecord> {
@@ -487,12 +478,6 @@ impl Conversation {
             .and_then(|json| serde_json::from_str::<Message>(&json).ok())
             .map(|m| m.content)
             .unwrap_or_default())
-    }
-
-    /// A commit's full sha and message, for the restart dialog.
-    pub async fn describe_revision(&self, revision: &str) -> Result<(String, String), EngineError> {
-        let (commit, description) = git::describe(&self.cwd(), revision).await?;
-        Ok((commit.sha, description))
     }
 }
 

@@ -35,6 +35,15 @@ pub struct Remote {
 }
 
 impl Conversation {
+    pub(super) fn remote(&self) -> std::sync::MutexGuard<'_, Option<Remote>> {
+        self.remote.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether another replica runs this conversation (this one follows it).
+    pub fn is_followed(&self) -> bool {
+        self.remote().is_some()
+    }
+
     /// The state as the active replica last published it, with this replica's
     /// record and message count; `None` on the active replica itself.
     pub(super) fn remote_state(&self) -> Option<ConversationState> {

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::EngineError;
+use super::conversation::Conversation;
 use crate::changes::git::GitCommand;
 
 pub struct Commit {
@@ -109,4 +110,12 @@ pub async fn describe(cwd: &Path, revision: &str) -> Result<(Commit, String), En
     let commit = resolve(cwd, revision).await?;
     let out = git(cwd, &["log", "-1", "--format=%B", &commit.sha]).await?;
     Ok((commit, stdout(&out)))
+}
+
+impl Conversation {
+    /// A commit's full sha and message, for the restart dialog.
+    pub async fn describe_revision(&self, revision: &str) -> Result<(String, String), EngineError> {
+        let (commit, description) = describe(&self.cwd(), revision).await?;
+        Ok((commit.sha, description))
+    }
 }
