@@ -204,6 +204,11 @@ impl Engine {
                 self.shared.agents.names().join(", ")
             )));
         }
+        if self.shared.is_closing() {
+            return Err(EngineError::Unavailable(
+                "the server is shutting down".into(),
+            ));
+        }
         let _creating = self.creating.lock().await;
         let count = self.map.read().unwrap_or_else(|p| p.into_inner()).len();
         if count >= self.max_conversations {
@@ -248,7 +253,7 @@ impl Engine {
     /// Stops every running turn, marking its tool calls `interrupted`, and waits
     /// (boundedly) for the results to be logged.
     pub async fn shutdown(&self, wait: Duration) {
-        self.shared.start_closing();
+        let first = self.shared.start_closing();
         let all = self.all();
         for conversation in &all {
             let _ = conversation.stop_turn(StopInfo {
@@ -267,7 +272,9 @@ impl Engine {
         futures::future::join_all(all.iter().map(|c| c.session.shutdown())).await;
         // Nothing runs here any more: the replicas that follow are told so, and may
         // take these conversations at once.
-        if self.shared.store.shared_by_replicas() {
+        // Once only: shutdown runs a second time after the connections drain, and
+        // by then the conversations are given up.
+        if first && self.shared.store.shared_by_replicas() {
             let owned: Vec<_> = all.iter().filter(|c| !c.is_followed()).collect();
             futures::future::join_all(owned.iter().map(|c| c.publish_state_now())).await;
         }

@@ -22,6 +22,11 @@ impl Conversation {
         if !self.is_followed() {
             return Ok(Claim::Mine);
         }
+        // What this replica took now would never be given back: its shutdown has
+        // released what it owned already, or is about to.
+        if self.shared.is_closing() {
+            return Err(StoreError::Conflict("this replica is shutting down".into()));
+        }
         if let Claim::Theirs(holder) = self.shared.store.claim(&self.id).await? {
             return Ok(Claim::Theirs(holder));
         }

@@ -57,8 +57,9 @@ impl Shared {
         self.closing.load(Ordering::SeqCst)
     }
 
-    pub fn start_closing(&self) {
-        self.closing.store(true, Ordering::SeqCst);
+    /// Returns whether this call began it (it may be called again).
+    pub fn start_closing(&self) -> bool {
+        !self.closing.swap(true, Ordering::SeqCst)
     }
 
     pub fn notify_changed(&self) {
