@@ -315,10 +315,18 @@ async fn a_stalled_replica_is_fenced_when_it_wakes_and_stops_its_command() {
     // A stall longer than the claim (a GC pause, a VM migration, SIGSTOP): B takes
     // the conversation over and closes the turn.
     kill(a.pid(), Signal::SIGSTOP).expect("stop the owner");
+    let stopped = Instant::now();
     on_b.wait_until("the interrupted turn's end", TAKEOVER, |s| {
         s.messages().iter().any(|m| m.end_of_turn)
     })
     .await;
+    // A stalled owner's process still exists, so B must wait for its claim to
+    // expire: the same path as an owner on another machine dying.
+    println!(
+        "[failover] owner stalled → the turn closed by another replica once the 3 s \
+         claim expired: {:.2} s",
+        stopped.elapsed().as_secs_f64()
+    );
     let taken = b.messages_json(&id).await;
     let messages = b.messages(&id).await;
     let call = tool_calls(&messages)[0].clone();
@@ -435,4 +443,64 @@ async fn a_full_stream_refuses_writes_with_503_and_changes_nothing() {
     assert_dense(&after, 0);
     assert_eq!(&a.messages_json(&id).await[..before.len()], &before[..]);
     assert!(sse.all_output().contains("fits"));
+}
+
+#[tokio::test]
+async fn an_agents_approval_is_answered_through_another_replica() {
+    let nats = NatsServer::start();
+    let agent = common::fake_agent_flag("");
+    let a = TestServer::replica(&nats.url(), "approve", &["--agent", &agent]);
+    let b = TestServer::replica(&nats.url(), "approve", &["--agent", &agent]);
+    let id = a.create_fake().await;
+    wait_known(&b, &id).await;
+    let mut on_b = b.stream(&id).await;
+
+    // The chat and the approval both go through B; the agent runs on A, its owner.
+    b.chat(&id, "ask-run echo approved-$((40+2))").await;
+    let state = b
+        .wait_state(&id, "a pending permission request", |s| {
+            !s.pending_permissions.is_empty()
+        })
+        .await;
+    // The replicas' own command lines name the agent too.
+    let (a_pid, b_pid) = (a.pid().as_raw(), b.pid().as_raw());
+    let agents: Vec<i32> = pids_with("fake-acp-agent")
+        .into_iter()
+        .filter(|p| ![a_pid, b_pid].contains(p))
+        .collect();
+    assert!(
+        agents.iter().any(|p| descends_from(*p, a_pid))
+            && !agents.iter().any(|p| descends_from(*p, b_pid)),
+        "the agent runs on the owner, A, only: agents {agents:?}, A {a_pid}, B {b_pid}"
+    );
+    let request = &state.pending_permissions[0];
+    let answer =
+        |option: &str| serde_json::json!({ "request_id": request.request_id, "option_id": option });
+    let (status, body) = b
+        .post(&format!("conversations/{id}/permission"), answer("yes"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["answer"]["outcome"], "allow_once");
+    // A second answer, through either replica, finds the question answered.
+    let again = b
+        .post(&format!("conversations/{id}/permission"), answer("no"))
+        .await;
+    assert_error("a second answer through B", &again, StatusCode::CONFLICT);
+
+    on_b.wait_end_of_turns(1).await;
+    on_b.assert_dense_from(0);
+    let log = a.messages(&id).await;
+    let calls = tool_calls(&log);
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_closed(&log, &calls[0].tool_call_id, ToolStatus::Completed);
+    assert!(on_b.all_output().contains("approved-42"));
+    let answers = log
+        .iter()
+        .filter(|m| m.kind == MessageType::PermissionAnswer)
+        .count();
+    assert_eq!(answers, 1, "the approval was logged once");
+    b.wait_state(&id, "idle with nothing to approve", |s| {
+        s.status == RunStatus::Idle && s.pending_permissions.is_empty()
+    })
+    .await;
 }
