@@ -365,8 +365,12 @@ async fn a_stalled_replica_is_fenced_when_it_wakes_and_stops_its_command() {
 async fn a_nats_restart_mid_command_loses_nothing() {
     let mut nats = NatsServer::start();
     let a = TestServer::replica(&nats.url(), "restart", &[]);
+    let b = TestServer::replica(&nats.url(), "restart", &[]);
     let id = a.create_default().await;
+    wait_known(&b, &id).await;
     let mut sse = a.stream(&id).await;
+    // B follows A through JetStream, which restarts under both.
+    let mut on_b = b.stream(&id).await;
     a.chat(
         &id,
         "for i in $(seq 1 150); do echo line-$i; sleep 0.02; done",
@@ -386,6 +390,28 @@ async fn a_nats_restart_mid_command_loses_nothing() {
     );
     assert_closed(&messages, &call.tool_call_id, ToolStatus::Completed);
     assert_eq!(sse.raw_messages().len(), messages.len());
+
+    let t0 = Instant::now();
+    // The follower's stream went on from where it was: every message, once.
+    on_b.wait_end_of_turns(1).await;
+    println!(
+        "[nats restart] the follower's stream reached the turn's end {:.3} s after the owner's",
+        t0.elapsed().as_secs_f64()
+    );
+    on_b.assert_dense_from(0);
+    let streamed: Vec<_> = on_b.raw_messages().into_iter().map(|(_, m)| m).collect();
+    assert_eq!(
+        streamed,
+        a.messages_json(&id).await,
+        "B streamed A's log exactly"
+    );
+    // Its view of the state recovered too, and a chat through it still reaches A.
+    b.wait_state(&id, "idle", |s| s.status == RunStatus::Idle)
+        .await;
+    b.chat(&id, "echo after-the-restart").await;
+    on_b.wait_end_of_turns(2).await;
+    on_b.assert_dense_from(0);
+    assert!(on_b.all_output().contains("after-the-restart"));
 }
 
 #[tokio::test]

@@ -2,9 +2,12 @@
 //! the active replica stores it, and every change to the records and statuses.
 //!
 //! The log comes from an ordered consumer, which JetStream delivers in stream order
-//! and which recreates itself after a gap; if it fails outright (NATS restarted), a
-//! new one starts right after the last message seen, so nothing is skipped. The
-//! buckets come from key-value watches, which start with every key's latest value.
+//! and which recreates itself after a gap. If it fails outright, or the connection
+//! comes back after NATS restarted, a new one starts right after the last message
+//! seen, so nothing is skipped. (Left alone, the old one would notice the restart
+//! only after two missed idle heartbeats, and a follower would lag by that long.) The
+//! buckets come from key-value watches, which start with every key's latest value
+//! and are started again the same way.
 
 use std::time::Duration;
 
@@ -13,7 +16,7 @@ use async_nats::jetstream::consumer::pull::OrderedConfig;
 use async_nats::jetstream::kv;
 use async_nats::jetstream::stream::Stream;
 use futures::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch as signal};
 
 use super::backend;
 use super::log::Rows;
@@ -31,28 +34,46 @@ pub(super) struct Sources {
     pub conversations: kv::Store,
     pub shares: kv::Store,
     pub status: kv::Store,
+    /// Bumped each time the connection to NATS is (re-)established.
+    pub reconnected: signal::Receiver<u64>,
 }
 
 /// Starts the feed. The log is followed from this moment on: a log opened after
 /// this returns misses nothing that is delivered later.
 pub(super) async fn start(sources: Sources) -> Result<mpsc::Receiver<Followed>> {
     let (tx, rx) = mpsc::channel(FEED_DEPTH);
+    // Where a restarted consumer resumes if nothing arrived before the restart.
+    let last_seq = match sources.log.get_info().await {
+        Ok(info) => info.state.last_sequence,
+        Err(e) => return Err(backend("cannot follow the log", e)),
+    };
     let consumer = open_log(&sources.log, &sources.subject_prefix, DeliverPolicy::New).await?;
     tokio::spawn(follow_log(
         sources.log,
         sources.subject_prefix,
         consumer,
+        last_seq,
         tx.clone(),
+        sources.reconnected.clone(),
     ));
-    tokio::spawn(watch(sources.conversations, tx.clone(), |_, value| {
-        serde_json::from_slice(value)
-            .ok()
-            .map(Followed::Conversation)
-    }));
-    tokio::spawn(watch(sources.shares, tx.clone(), |_, value| {
-        serde_json::from_slice(value).ok().map(Followed::Share)
-    }));
-    tokio::spawn(watch(sources.status, tx, |key, value| {
+    let reconnected = sources.reconnected;
+    tokio::spawn(watch(
+        sources.conversations,
+        tx.clone(),
+        reconnected.clone(),
+        |_, value| {
+            serde_json::from_slice(value)
+                .ok()
+                .map(Followed::Conversation)
+        },
+    ));
+    tokio::spawn(watch(
+        sources.shares,
+        tx.clone(),
+        reconnected.clone(),
+        |_, value| serde_json::from_slice(value).ok().map(Followed::Share),
+    ));
+    tokio::spawn(watch(sources.status, tx, reconnected, |key, value| {
         Some(Followed::Status {
             conversation: key.to_string(),
             json: value.clone(),
@@ -78,35 +99,53 @@ async fn open_log(log: &Stream, prefix: &str, from: DeliverPolicy) -> Result<Ord
         .map_err(|e| backend("cannot follow the log", e))
 }
 
+/// Why the log is followed anew.
+enum Restart {
+    /// The consumer failed: wait a moment first, so a failing one does not spin.
+    Failed,
+    /// The connection came back: at once, the server is there.
+    Reconnected,
+}
+
 async fn follow_log(
     log: Stream,
     prefix: String,
     mut messages: Ordered,
+    mut last_seq: u64,
     tx: mpsc::Sender<Followed>,
+    mut reconnected: signal::Receiver<u64>,
 ) {
-    let mut last_seq = 0u64;
+    reconnected.borrow_and_update();
     loop {
         let next = tokio::select! {
-            next = messages.next() => next,
+            next = messages.next() => match next {
+                Some(Ok(message)) => Ok(message),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "following the log failed; starting again");
+                    Err(Restart::Failed)
+                }
+                None => Err(Restart::Failed),
+            },
+            Ok(()) = reconnected.changed() => {
+                tracing::info!(last_seq, "NATS is back; following the log again from where it was");
+                Err(Restart::Reconnected)
+            }
             () = tx.closed() => return,
         };
         let message = match next {
-            Some(Ok(message)) => message,
-            failure => {
-                if let Some(Err(e)) = failure {
-                    tracing::warn!(error = %e, "following the log failed; starting again");
-                }
+            Ok(message) => message,
+            Err(why) => {
+                let mut pause = matches!(why, Restart::Failed);
                 messages = loop {
                     if tx.is_closed() {
                         return;
                     }
-                    tokio::time::sleep(RETRY).await;
-                    let from = if last_seq == 0 {
-                        DeliverPolicy::New
-                    } else {
-                        DeliverPolicy::ByStartSequence {
-                            start_sequence: last_seq + 1,
-                        }
+                    if pause {
+                        tokio::time::sleep(RETRY).await;
+                    }
+                    pause = true;
+                    let from = DeliverPolicy::ByStartSequence {
+                        start_sequence: last_seq + 1,
                     };
                     match open_log(&log, &prefix, from).await {
                         Ok(messages) => break messages,
@@ -143,12 +182,15 @@ async fn follow_log(
     }
 }
 
-/// Sends what `decode` makes of every put to `bucket`, latest values first.
+/// Sends what `decode` makes of every put to `bucket`, latest values first, and
+/// starts over (latest values again) when the connection comes back.
 async fn watch(
     bucket: kv::Store,
     tx: mpsc::Sender<Followed>,
+    mut reconnected: signal::Receiver<u64>,
     decode: impl Fn(&str, &bytes::Bytes) -> Option<Followed> + Send + 'static,
 ) {
+    reconnected.borrow_and_update();
     loop {
         let mut entries = match bucket.watch_with_history(">").await {
             Ok(entries) => entries,
@@ -160,18 +202,19 @@ async fn watch(
                 }
             }
         };
-        loop {
+        let pause = loop {
             let next = tokio::select! {
                 next = entries.next() => next,
+                Ok(()) = reconnected.changed() => break false,
                 () = tx.closed() => return,
             };
             let entry = match next {
                 Some(Ok(entry)) => entry,
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "watching a bucket failed; starting again");
-                    break;
+                    break true;
                 }
-                None => break,
+                None => break true,
             };
             if entry.operation != kv::Operation::Put {
                 continue;
@@ -181,7 +224,9 @@ async fn watch(
             {
                 return;
             }
+        };
+        if pause {
+            tokio::time::sleep(RETRY).await;
         }
-        tokio::time::sleep(RETRY).await;
     }
 }

@@ -83,6 +83,9 @@ pub struct NatsStore {
     max_payload: usize,
     /// The conversations this process owns, by a key each in the lease bucket.
     owners: Arc<owners::Owners>,
+    /// Bumped each time the main connection is (re-)established: followers start
+    /// reading again at once.
+    reconnected: tokio::sync::watch::Receiver<u64>,
 }
 
 /// How this process names itself in the lease bucket: host, pid, pid namespace
@@ -114,20 +117,32 @@ fn valid_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-async fn open_connection(options: &NatsOptions, name: &str) -> Result<async_nats::Client> {
+/// A connection, and a signal bumped each time it is (re-)established.
+async fn open_connection(
+    options: &NatsOptions,
+    name: &str,
+) -> Result<(async_nats::Client, tokio::sync::watch::Receiver<u64>)> {
+    let (connected, reconnected) = tokio::sync::watch::channel(0u64);
     let mut connect = async_nats::ConnectOptions::new()
         .name(name)
-        .connection_timeout(Duration::from_secs(5));
+        .connection_timeout(Duration::from_secs(5))
+        .event_callback(move |event| {
+            if matches!(event, async_nats::Event::Connected) {
+                connected.send_modify(|n| *n += 1);
+            }
+            std::future::ready(())
+        });
     if let Some(creds) = &options.creds {
         connect = connect
             .credentials_file(creds)
             .await
             .map_err(|e| backend(&format!("cannot read {}", creds.display()), e))?;
     }
-    connect
+    let client = connect
         .connect(options.url.as_str())
         .await
-        .map_err(|e| backend(&format!("cannot connect to {}", options.url), e))
+        .map_err(|e| backend(&format!("cannot connect to {}", options.url), e))?;
+    Ok((client, reconnected))
 }
 
 impl NatsStore {
@@ -140,10 +155,10 @@ impl NatsStore {
                 options.prefix
             )));
         }
-        let client = open_connection(options, "tether").await?;
+        let (client, reconnected) = open_connection(options, "tether").await?;
         // Ownership gets a connection of its own, so its renewals never queue behind
         // a flood's appends on one socket.
-        let lease_client = open_connection(options, "tether-lease").await?;
+        let (lease_client, _) = open_connection(options, "tether-lease").await?;
         let max_payload = client.server_info().max_payload;
         let js = jetstream::new(client);
         let prefix = &options.prefix;
@@ -183,6 +198,7 @@ impl NatsStore {
         let owners = owners::Owners::start(lease_bucket.clone(), holder_name(), options.lease_ttl);
         Ok(NatsStore {
             owners,
+            reconnected,
             js,
             log,
             log_name,
@@ -446,6 +462,7 @@ impl Store for NatsStore {
             conversations: self.conversations.clone(),
             shares: self.shares.clone(),
             status: self.status.clone(),
+            reconnected: self.reconnected.clone(),
         };
         follow::start(sources).await.map(Some)
     }
