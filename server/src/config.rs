@@ -101,8 +101,8 @@ pub struct Config {
     #[arg(long, env = "TETHER_NATS_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
     pub nats_replicas: u8,
 
-    /// Seconds the active replica's NATS lease lasts without a renewal; a standby
-    /// takes over this long after the active replica dies.
+    /// Seconds a replica's claim on a conversation lasts without a renewal; another
+    /// replica takes a conversation over this long after its owner dies.
     #[arg(long, env = "TETHER_NATS_LEASE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=300))]
     pub nats_lease_secs: u64,
 

@@ -116,7 +116,7 @@ impl Conversation {
     }
 
     /// The conversation without anything running: `remote` is set on a replica that
-    /// only follows what the active one does.
+    /// only follows what the owner does.
     pub(super) async fn build(
         record: ConversationRecord,
         shared: Arc<Shared>,

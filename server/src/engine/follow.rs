@@ -1,10 +1,10 @@
-//! Replicas: the active one publishes each conversation's runtime state; the others
-//! follow the store and serve what the active one does, running nothing themselves.
+//! Replicas: a conversation's owner publishes its runtime state; the other replicas
+//! follow the store and serve what the owner does, running nothing for it themselves.
 //!
-//! A follower's logs grow from the store's feed exactly as the active one's grow
-//! from its appends, so every reader keeps its own cursor and the same guarantees.
-//! The active replica's state is only shown once the follower's log holds every
-//! message that state counts, so a state never runs ahead of the messages.
+//! A follower's logs grow from the store's feed exactly as the owner's grow from its
+//! appends, so every reader keeps its own cursor and the same guarantees. The
+//! owner's state is only shown once the follower's log holds every message that
+//! state counts, so a state never runs ahead of the messages.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use super::Engine;
 use super::conversation::Conversation;
 use crate::store::{ConversationRecord, Followed, ShareRecord, StoreError};
 
-/// What the active replica publishes about one conversation.
+/// What a conversation's owner publishes about it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RemoteView {
     pub state: ConversationState,
@@ -25,7 +25,7 @@ pub struct RemoteView {
     pub last_error: bool,
 }
 
-/// A follower's copy of the active replica's view of one conversation.
+/// A follower's copy of the owner's view of one conversation.
 #[derive(Default)]
 pub struct Remote {
     /// What `state` shows.
@@ -44,8 +44,8 @@ impl Conversation {
         self.remote().is_some()
     }
 
-    /// The state as the active replica last published it, with this replica's
-    /// record and message count; `None` on the active replica itself.
+    /// The state as the owner last published it, with this replica's record and
+    /// message count; `None` on the owner itself.
     pub(super) fn remote_state(&self) -> Option<ConversationState> {
         let shown = self.remote().as_ref()?.shown.clone();
         let meta = self.meta().clone();
@@ -93,7 +93,7 @@ impl Conversation {
         Ok(len.max(self.shared.store.message_count(&self.id).await?))
     }
 
-    /// Takes a view the active replica published.
+    /// Takes a view the owner published.
     fn take_remote(&self, view: RemoteView) {
         let followed = match self.remote().as_mut() {
             Some(remote) => {
@@ -175,7 +175,7 @@ impl Conversation {
 
 impl Engine {
     /// Like `get`; on a follower, a conversation the feed has not brought yet (one
-    /// created a moment ago on the active replica) is looked up in the store.
+    /// created a moment ago on another replica) is looked up in the store.
     pub async fn find(&self, id: &str) -> Result<Arc<Conversation>, super::EngineError> {
         match self.get(id) {
             Err(missing) if self.shared.store.shared_by_replicas() => {
@@ -188,7 +188,7 @@ impl Engine {
         }
     }
 
-    /// Takes a record the active replica wrote: the conversation's new metadata, or
+    /// Takes a record another replica wrote: the conversation's new metadata, or
     /// a conversation this replica has not seen yet.
     async fn followed_record(
         &self,
@@ -254,7 +254,7 @@ pub(super) async fn follow(
             }
         };
         if let Err(err) = outcome {
-            tracing::error!(%err, "cannot follow what the active replica wrote");
+            tracing::error!(%err, "cannot follow what another replica wrote");
         }
     }
 }

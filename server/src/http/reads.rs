@@ -54,7 +54,7 @@ pub(super) async fn stream(
             None => 0,
         },
     };
-    // A follower's log may trail the active replica's by a moment: a client coming
+    // A follower's log may trail the owner's by a moment: a client coming
     // from there may be ahead of it, and then waits for it here.
     let len = conversation.log.len();
     let len = if cursor > len {

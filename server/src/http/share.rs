@@ -122,8 +122,8 @@ impl Shares {
         })
     }
 
-    /// Takes a share record the active replica wrote (on a replica that follows
-    /// it): a new share works here too, a revoked one ends its streams here too.
+    /// Takes a share record another replica wrote: a new share works here too, a
+    /// revoked one ends its streams here too.
     pub fn follow(&self, record: ShareRecord) {
         let Some((hash, entry)) = entry_of(record) else {
             return;

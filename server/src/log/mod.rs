@@ -149,7 +149,7 @@ impl Log {
     }
 
     /// Takes messages another process appended to this log (on a replica that
-    /// follows the active one): readers see them exactly as if this process had
+    /// follows the conversation's owner): readers see them exactly as if this process had
     /// written them. Rows it already has are skipped, so a feed that overlaps what
     /// `open` counted changes nothing.
     pub async fn follow(&self, first: u64, rows: Vec<bytes::Bytes>) -> Result<()> {

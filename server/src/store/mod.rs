@@ -67,7 +67,7 @@ pub struct ShareRecord {
     pub revoked: bool,
 }
 
-/// What a following replica learns from the store as the active one writes.
+/// What a following replica learns from the store as other replicas write.
 #[derive(Debug)]
 pub enum Followed {
     /// Messages appended to a conversation's log: consecutive indexes from `first`,
@@ -81,7 +81,7 @@ pub enum Followed {
     Conversation(ConversationRecord),
     /// A share link created or revoked.
     Share(ShareRecord),
-    /// The active replica's latest view of a conversation (what runs, what waits),
+    /// The owner's latest view of a conversation (what runs, what waits),
     /// as it published it with `publish_status`.
     Status { conversation: String, json: Bytes },
 }

@@ -1,5 +1,5 @@
 //! The feed a following replica reads: every append to any conversation's log, as
-//! the active replica stores it, and every change to the records and statuses.
+//! its owner stores it, and every change to the records and statuses.
 //!
 //! The log comes from an ordered consumer, which JetStream delivers in stream order
 //! and which recreates itself after a gap. If it fails outright, or the connection

@@ -73,8 +73,8 @@ pub struct NatsStore {
     conversations: kv::Store,
     /// Share records, keyed by share id.
     shares: kv::Store,
-    /// The active replica's view of each conversation's runtime state, keyed by
-    /// conversation id, for the replicas that follow it.
+    /// Each owner's view of its conversations' runtime state, keyed by conversation
+    /// id, for the replicas that follow them.
     status: kv::Store,
     /// Each conversation's head as last seen. A cache: an append that finds it stale
     /// is refused by JetStream, and the head is then read again.
