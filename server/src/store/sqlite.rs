@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use app::protocol::MessageType;
 use async_trait::async_trait;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::types::{Type, ValueRef};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, params};
 use tokio::sync::oneshot;
 
 use super::share_sql;
@@ -23,6 +24,14 @@ const READERS: usize = 4;
 /// (A thread of its own for checkpoints was tried: its fsync stalls the writer's
 /// own writes on ext4 for longer still.)
 const CHECKPOINT_PAGES: i64 = 250;
+
+/// A message's JSON at least this long is stored compressed (zstd) when that
+/// saves a tenth or more: a flood's output chunks are 8,000 characters each, and
+/// what is not written costs the writer nothing, neither in the WAL nor again at
+/// the checkpoint. Shorter messages are kept as text.
+const COMPRESS_FROM: usize = 2048;
+/// zstd's fastest levels run at hundreds of MB/s a core, far above a PTY's rate.
+const COMPRESS_LEVEL: i32 = 1;
 
 /// A unit of work for the writer thread.
 type WriteJob = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -57,7 +66,7 @@ CREATE TABLE IF NOT EXISTS messages (
     idx INTEGER NOT NULL,
     kind TEXT NOT NULL,
     end_of_turn INTEGER NOT NULL,
-    json TEXT NOT NULL,
+    json TEXT NOT NULL, -- or a BLOB: the same JSON, zstd-compressed
     PRIMARY KEY (conversation_id, idx)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS shares (
@@ -211,10 +220,29 @@ fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ConversationReco
 }
 
 fn stored_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
+    let unreadable = |why: Box<dyn std::error::Error + Send + Sync>| {
+        rusqlite::Error::FromSqlConversionFailure(1, Type::Blob, why)
+    };
+    let json = match row.get_ref(1)? {
+        ValueRef::Blob(packed) => {
+            let bytes = zstd::decode_all(packed).map_err(|e| unreadable(Box::new(e)))?;
+            String::from_utf8(bytes).map_err(|e| unreadable(Box::new(e)))?
+        }
+        _ => row.get(1)?,
+    };
     Ok(StoredMessage {
         idx: row.get::<_, i64>(0)? as u64,
-        json: row.get(1)?,
+        json,
     })
+}
+
+/// The row's JSON compressed, when it is long enough and that pays.
+fn pack(json: &str) -> Option<Vec<u8>> {
+    if json.len() < COMPRESS_FROM {
+        return None;
+    }
+    let packed = zstd::bulk::compress(json.as_bytes(), COMPRESS_LEVEL).ok()?;
+    (packed.len() <= json.len() - json.len() / 10).then_some(packed)
 }
 
 /// SQLite integers are signed; indexes never get near the limit, but clamp rather than wrap.
@@ -262,8 +290,11 @@ impl Store for SqliteStore {
     }
 
     async fn append(&self, conversation: &str, rows: Vec<AppendRow>) -> Result<()> {
+        // Compressed here, on the caller's task, so the one writer every
+        // conversation shares spends its time only on writing.
+        let mut packed = Vec::with_capacity(rows.len());
         for row in &rows {
-            row.json_str()?;
+            packed.push(pack(row.json_str()?));
         }
         let conversation = conversation.to_string();
         self.write(move |c| {
@@ -274,15 +305,19 @@ impl Store for SqliteStore {
                 let mut stmt = tx.prepare_cached(
                     "INSERT INTO messages (conversation_id, idx, kind, end_of_turn, json) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?;
-                for row in &rows {
+                for (row, packed) in rows.iter().zip(&packed) {
                     // Checked above; an empty string cannot happen.
                     let json = std::str::from_utf8(&row.json).unwrap_or_default();
+                    let stored: &dyn ToSql = match packed {
+                        Some(packed) => packed,
+                        None => &json,
+                    };
                     stmt.execute(params![
                         conversation,
                         sql_idx(row.idx),
                         row.kind.as_str(),
                         row.end_of_turn,
-                        json
+                        stored
                     ])?;
                 }
             }
@@ -374,5 +409,55 @@ impl Store for SqliteStore {
     async fn revoke_share(&self, id: &str) -> Result<bool> {
         let id = id.to_string();
         self.write(move |c| share_sql::revoke(c, &id)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(idx: u64, json: String) -> AppendRow {
+        AppendRow {
+            idx,
+            kind: MessageType::ToolOutput,
+            end_of_turn: false,
+            json: json.into(),
+        }
+    }
+
+    /// What SQLite holds for a message: its storage class and size in bytes.
+    fn stored_as(dir: &Path, idx: u64) -> (String, i64) {
+        let c = Connection::open(dir.join("tether.db")).expect("open the file");
+        c.query_row(
+            "SELECT typeof(json), length(CAST(json AS BLOB)) FROM messages WHERE idx = ?1",
+            params![sql_idx(idx)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("the row")
+    }
+
+    #[tokio::test]
+    async fn long_output_is_stored_compressed_and_read_back_exactly() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = SqliteStore::open(dir.path()).expect("open the store");
+        let lines: String = (1..=1500).map(|i| format!("{i}\\r\\n")).collect();
+        let long = serde_json::json!({ "content": lines }).to_string();
+        let short = serde_json::json!({ "content": "ok" }).to_string();
+        let rows = vec![row(0, long.clone()), row(1, short.clone())];
+        store.append("c", rows).await.expect("append");
+
+        let (class, size) = stored_as(dir.path(), 0);
+        assert_eq!(class, "blob");
+        assert!((size as usize) < long.len() / 3, "{size} of {}", long.len());
+        assert_eq!(stored_as(dir.path(), 1).0, "text");
+
+        let read = store.read("c", 0, 2, 10).await.expect("read");
+        let json: Vec<&str> = read.iter().map(|m| m.json.as_str()).collect();
+        assert_eq!(json, [long.as_str(), short.as_str()]);
+        let kinds = store
+            .read_kinds_after("c", None, &[MessageType::ToolOutput])
+            .await
+            .expect("read by kind");
+        assert_eq!(kinds[0].json, long);
     }
 }
