@@ -6,6 +6,7 @@
 //! engine: `SqliteStore` (the embedded default) and `NatsStore` (JetStream, for
 //! several replicas).
 
+mod compress;
 mod nats;
 mod share_sql;
 mod sqlite;

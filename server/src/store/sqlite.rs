@@ -13,6 +13,7 @@ use rusqlite::types::{Type, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, params};
 use tokio::sync::oneshot;
 
+use super::compress::{pack, unpack};
 use super::share_sql;
 use super::{AppendRow, ConversationRecord, Result, ShareRecord, Store, StoreError, StoredMessage};
 
@@ -24,14 +25,6 @@ const READERS: usize = 4;
 /// (A thread of its own for checkpoints was tried: its fsync stalls the writer's
 /// own writes on ext4 for longer still.)
 const CHECKPOINT_PAGES: i64 = 250;
-
-/// A message's JSON at least this long is stored compressed (zstd) when that
-/// saves a tenth or more: a flood's output chunks are 8,000 characters each, and
-/// what is not written costs the writer nothing, neither in the WAL nor again at
-/// the checkpoint. Shorter messages are kept as text.
-const COMPRESS_FROM: usize = 2048;
-/// zstd's fastest levels run at hundreds of MB/s a core, far above a PTY's rate.
-const COMPRESS_LEVEL: i32 = 1;
 
 /// A unit of work for the writer thread.
 type WriteJob = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -225,7 +218,7 @@ fn stored_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
     };
     let json = match row.get_ref(1)? {
         ValueRef::Blob(packed) => {
-            let bytes = zstd::decode_all(packed).map_err(|e| unreadable(Box::new(e)))?;
+            let bytes = unpack(packed).map_err(|e| unreadable(Box::new(e)))?;
             String::from_utf8(bytes).map_err(|e| unreadable(Box::new(e)))?
         }
         _ => row.get(1)?,
@@ -234,15 +227,6 @@ fn stored_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
         idx: row.get::<_, i64>(0)? as u64,
         json,
     })
-}
-
-/// The row's JSON compressed, when it is long enough and that pays.
-fn pack(json: &str) -> Option<Vec<u8>> {
-    if json.len() < COMPRESS_FROM {
-        return None;
-    }
-    let packed = zstd::bulk::compress(json.as_bytes(), COMPRESS_LEVEL).ok()?;
-    (packed.len() <= json.len() - json.len() / 10).then_some(packed)
 }
 
 /// SQLite integers are signed; indexes never get near the limit, but clamp rather than wrap.
