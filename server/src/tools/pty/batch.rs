@@ -9,6 +9,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::pipe::PipeReader;
 use super::{ExitInfo, Phase, PtyEvent, Shared};
 use crate::tools::chunk::{MAX_CHUNK_CHARS, Utf8Decoder, split_chars};
 
@@ -89,7 +90,7 @@ impl Emitter {
 
 pub(super) async fn batch_loop(
     shared: Arc<Shared>,
-    mut raw_rx: mpsc::Receiver<Vec<u8>>,
+    mut raw: PipeReader,
     mut exit_rx: oneshot::Receiver<ExitInfo>,
     event_tx: mpsc::Sender<PtyEvent>,
 ) {
@@ -105,51 +106,31 @@ pub(super) async fn batch_loop(
     let mut exit: Option<ExitInfo> = None;
     let mut eof_deadline: Option<Instant> = None;
     let mut killed_for_eof = false;
-    // When the previous read arrived, and how long the current batch may wait after
-    // the last flush: short for interactive output, the flood window otherwise.
-    let mut last_read: Option<Instant> = None;
-    let mut window = FLUSH_INTERVAL;
+    // When bytes last arrived, and whether they are a flood: then the batch may wait
+    // the flood window after the last flush, and the reader wakes us only per whole
+    // message's worth of bytes; otherwise output goes out within MIN_FLUSH_GAP.
+    let mut last_bytes: Option<Instant> = None;
+    let mut flood = false;
 
     loop {
         if eof && exit.is_some() {
             break;
         }
+        let window = if flood { FLUSH_INTERVAL } else { MIN_FLUSH_GAP };
         let flush_at = last_flush.map_or_else(Instant::now, |t| t + window);
         let far_future = Instant::now() + Duration::from_secs(3600);
+        // During a flood the timer also collects bytes below the wake-up length.
+        let timer = pending.chars > 0 || (flood && !eof);
 
+        let mut woke_for_bytes = false;
         tokio::select! {
-            msg = raw_rx.recv(), if !eof => match msg {
-                Some(bytes) => {
-                    let now = Instant::now();
-                    if pending.chars == 0 {
-                        let quiet = last_read.is_none_or(|t| now - t >= QUIET_GAP);
-                        window = if quiet { MIN_FLUSH_GAP } else { FLUSH_INTERVAL };
-                    }
-                    last_read = Some(now);
-                    pending.decode(&mut decoder, &bytes);
-                    // Take everything already queued before deciding, so a
-                    // flood yields a few large messages instead of many tiny
-                    // ones. Stop once a full piece is ready so memory stays
-                    // bounded and the consumer's backpressure applies.
-                    while pending.chars < MAX_CHUNK_CHARS {
-                        match raw_rx.try_recv() {
-                            Ok(more) => pending.decode(&mut decoder, &more),
-                            Err(mpsc::error::TryRecvError::Empty) => break,
-                            Err(mpsc::error::TryRecvError::Disconnected) => {
-                                eof = true;
-                                break;
-                            }
-                        }
-                    }
-                }
-                None => eof = true,
-            },
+            () = raw.ready(), if !eof => woke_for_bytes = true,
             res = &mut exit_rx, if exit.is_none() => {
                 exit = Some(res.unwrap_or(ExitInfo { exit_code: None, signal: None }));
                 eof_deadline = Some(Instant::now() + EOF_GRACE);
             },
-            _ = tokio::time::sleep_until(flush_at), if pending.chars > 0 => {},
-            _ = tokio::time::sleep_until(eof_deadline.unwrap_or(far_future)),
+            () = tokio::time::sleep_until(flush_at), if timer => {},
+            () = tokio::time::sleep_until(eof_deadline.unwrap_or(far_future)),
                 if eof_deadline.is_some() && !eof =>
             {
                 if killed_for_eof {
@@ -167,21 +148,46 @@ pub(super) async fn batch_loop(
             },
         }
 
+        if !eof {
+            let now = Instant::now();
+            let was_flood = flood;
+            let taken = raw.take(if flood { MAX_CHUNK_CHARS } else { 1 });
+            eof = taken.eof;
+            if taken.bytes.is_empty() {
+                // The flood timer found nothing new: the flood is over.
+                if !woke_for_bytes && pending.chars == 0 {
+                    flood = false;
+                }
+            } else {
+                if pending.chars == 0 {
+                    // Bytes right after the previous ones, with nothing left over,
+                    // are a flood; after a pause they start interactive output.
+                    flood = last_bytes.is_some_and(|t| now - t < QUIET_GAP);
+                }
+                last_bytes = Some(now);
+                pending.decode(&mut decoder, taken.bytes);
+            }
+            if flood != was_flood {
+                raw.wake_at(if flood { MAX_CHUNK_CHARS } else { 1 });
+            }
+        }
+
         if pending.chars >= MAX_CHUNK_CHARS {
             emitter.flush(&mut pending, true).await;
             last_flush = Some(Instant::now());
         }
+        let window = if flood { FLUSH_INTERVAL } else { MIN_FLUSH_GAP };
         let due = last_flush.is_none_or(|t| t.elapsed() >= window);
-        if pending.chars > 0 && due {
+        if pending.chars > 0 && (due || eof) {
             emitter.flush(&mut pending, false).await;
             last_flush = Some(Instant::now());
         }
     }
 
-    // Dropping the receiver unblocks a reader stuck in `blocking_send`; one
-    // stuck in `read` on a terminal still held open leaks until that holder
-    // exits, which we cannot avoid without closing its fd under it.
-    drop(raw_rx);
+    // Dropping our end unblocks a reader waiting for room; one stuck in `read` on
+    // a terminal still held open leaks until that holder exits, which we cannot
+    // avoid without closing its fd under it.
+    drop(raw);
     pending.finish(&mut decoder);
     emitter.flush(&mut pending, false).await;
     shared.advance(Phase::Finished);

@@ -2,8 +2,8 @@
 //!
 //! Threads and tasks per command:
 //! - a reader `std::thread` blocks on the PTY master and feeds raw bytes into
-//!   a bounded channel; `blocking_send` stalls it when the consumer is slow,
-//!   which stops draining the PTY and so backpressures the child itself;
+//!   a bounded pipe (`pipe.rs`) that stalls it when the consumer is slow, which
+//!   stops draining the PTY and so backpressures the child itself;
 //! - a waiter `std::thread` blocks in `wait()` for the child's exit status;
 //! - a batcher tokio task decodes bytes into text, batches it, and sends
 //!   `PtyEvent`s to the consumer, finishing with exactly one `Exited`.
@@ -24,8 +24,10 @@ use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
 use tokio::sync::{mpsc, oneshot, watch};
 
 mod batch;
+mod pipe;
 
 use batch::batch_loop;
+use pipe::PipeWriter;
 
 const READ_BUF_SIZE: usize = 64 * 1024;
 /// At most this many output chunks (16 × 8,000 chars) are appended to the log in one
@@ -33,7 +35,6 @@ const READ_BUF_SIZE: usize = 64 * 1024;
 /// one makes a quiet conversation's line wait longer behind a flood's; 64 measured
 /// no faster.
 pub const WRITE_BATCH: usize = 16;
-const RAW_CHANNEL_CAPACITY: usize = 32;
 const EVENT_CHANNEL_CAPACITY: usize = 64;
 /// Delay between the steps of `cancel()`'s SIGINT → SIGTERM → SIGKILL.
 const CANCEL_STEP: Duration = Duration::from_secs(2);
@@ -303,7 +304,7 @@ pub fn spawn(spec: SpawnSpec) -> Result<(PtyHandle, mpsc::Receiver<PtyEvent>), P
         cancel_started: AtomicBool::new(false),
     });
 
-    let (raw_tx, raw_rx) = mpsc::channel::<Vec<u8>>(RAW_CHANNEL_CAPACITY);
+    let (raw_tx, raw_rx) = pipe::pipe();
     let (exit_tx, exit_rx) = oneshot::channel::<ExitInfo>();
     let (event_tx, event_rx) = mpsc::channel::<PtyEvent>(EVENT_CHANNEL_CAPACITY);
 
@@ -372,14 +373,14 @@ pub async fn next_batch(
     Some(batch)
 }
 
-fn read_loop(mut reader: Box<dyn Read + Send>, tx: mpsc::Sender<Vec<u8>>) {
+fn read_loop(mut reader: Box<dyn Read + Send>, pipe: PipeWriter) {
     let mut buf = vec![0u8; READ_BUF_SIZE];
     loop {
         match reader.read(&mut buf) {
             // portable-pty already maps Linux's EIO (slave side closed) to 0.
             Ok(0) => return,
             Ok(n) => {
-                if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                if !pipe.push(&buf[..n]) {
                     // Batcher gave up (EOF grace expired); nobody listens.
                     return;
                 }

@@ -335,14 +335,14 @@ async fn slow_consumer_loses_nothing() {
 // The batcher on its own, driven by fake input under paused time, so the
 // flush policy can be checked exactly.
 struct Batcher {
-    raw: Option<mpsc::Sender<Vec<u8>>>,
+    raw: Option<pipe::PipeWriter>,
     exit: Option<oneshot::Sender<ExitInfo>>,
     events: mpsc::Receiver<PtyEvent>,
     shared: Arc<Shared>,
 }
 
 fn batcher(pid: i32) -> Batcher {
-    let (raw_tx, raw_rx) = mpsc::channel(RAW_CHANNEL_CAPACITY);
+    let (raw_tx, raw_rx) = pipe::pipe();
     let (exit_tx, exit_rx) = oneshot::channel();
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
     let shared = Arc::new(Shared {
@@ -361,12 +361,8 @@ fn batcher(pid: i32) -> Batcher {
 
 impl Batcher {
     async fn feed(&self, bytes: &[u8]) {
-        self.raw
-            .as_ref()
-            .unwrap()
-            .send(bytes.to_vec())
-            .await
-            .unwrap();
+        // Far below the pipe's capacity, so this never blocks the test's runtime.
+        assert!(self.raw.as_ref().unwrap().push(bytes));
     }
 
     async fn next(&mut self) -> (Duration, PtyEvent) {
@@ -469,13 +465,37 @@ async fn flush_policy_flood_sends_full_pieces_immediately() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn flood_tail_below_a_whole_message_still_goes_out() {
+    let mut b = batcher(i32::MAX);
+    b.feed(b"x").await;
+    assert_eq!(b.next().await.1, out("x"));
+    // A flood that ends right after a whole piece: nothing is left pending, and the
+    // few bytes that follow are too few to wake the batcher by themselves.
+    b.feed(&[b'y'; MAX_CHUNK_CHARS]).await;
+    assert_eq!(
+        b.next().await,
+        (Duration::ZERO, out(&"y".repeat(MAX_CHUNK_CHARS)))
+    );
+    b.feed(b"tail").await;
+    let (waited, ev) = timeout(Duration::from_secs(5), b.next())
+        .await
+        .expect("the tail was never sent");
+    assert_eq!(ev, out("tail"));
+    assert_eq!(waited, FLUSH_INTERVAL, "collected by the flood window");
+    // Once the flood is over, output is interactive again: out at once.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    b.feed(b"next").await;
+    assert_eq!(b.next().await, (Duration::ZERO, out("next")));
+}
+
+#[tokio::test(start_paused = true)]
 async fn flush_policy_never_starves_under_continuous_output() {
     let mut b = batcher(i32::MAX);
     let feeder = {
-        let raw = b.raw.clone().unwrap();
+        let raw = b.raw.take().unwrap();
         tokio::spawn(async move {
             for _ in 0..100 {
-                raw.send(b"z".to_vec()).await.unwrap();
+                assert!(raw.push(b"z"));
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         })
