@@ -88,6 +88,11 @@ impl Emitter {
     }
 }
 
+/// How long a batch may wait after the previous flush.
+fn window(flood: bool) -> Duration {
+    if flood { FLUSH_INTERVAL } else { MIN_FLUSH_GAP }
+}
+
 pub(super) async fn batch_loop(
     shared: Arc<Shared>,
     mut raw: PipeReader,
@@ -116,8 +121,7 @@ pub(super) async fn batch_loop(
         if eof && exit.is_some() {
             break;
         }
-        let window = if flood { FLUSH_INTERVAL } else { MIN_FLUSH_GAP };
-        let flush_at = last_flush.map_or_else(Instant::now, |t| t + window);
+        let flush_at = last_flush.map_or_else(Instant::now, |t| t + window(flood));
         let far_future = Instant::now() + Duration::from_secs(3600);
         // During a flood the timer also collects bytes below the wake-up length.
         let timer = pending.chars > 0 || (flood && !eof);
@@ -151,7 +155,7 @@ pub(super) async fn batch_loop(
         if !eof {
             let now = Instant::now();
             let was_flood = flood;
-            let taken = raw.take(if flood { MAX_CHUNK_CHARS } else { 1 });
+            let taken = raw.take();
             eof = taken.eof;
             if taken.bytes.is_empty() {
                 // The flood timer found nothing new: the flood is over.
@@ -168,6 +172,7 @@ pub(super) async fn batch_loop(
                 pending.decode(&mut decoder, taken.bytes);
             }
             if flood != was_flood {
+                // A flood wakes us per whole message; its timer collects the rest.
                 raw.wake_at(if flood { MAX_CHUNK_CHARS } else { 1 });
             }
         }
@@ -176,8 +181,8 @@ pub(super) async fn batch_loop(
             emitter.flush(&mut pending, true).await;
             last_flush = Some(Instant::now());
         }
-        let window = if flood { FLUSH_INTERVAL } else { MIN_FLUSH_GAP };
-        let due = last_flush.is_none_or(|t| t.elapsed() >= window);
+        let due = last_flush.is_none_or(|t| t.elapsed() >= window(flood));
+        // At EOF nothing more can join the batch, so it need not wait.
         if pending.chars > 0 && (due || eof) {
             emitter.flush(&mut pending, false).await;
             last_flush = Some(Instant::now());

@@ -119,14 +119,12 @@ impl PipeReader {
         self.shared.ready.notified().await;
     }
 
-    /// Takes every byte read so far, without waiting, and sets how many the next
-    /// wake-up waits for (at least 1).
-    pub(super) fn take(&mut self, wake_at: usize) -> Taken<'_> {
+    /// Takes every byte read so far, without waiting.
+    pub(super) fn take(&mut self) -> Taken<'_> {
         self.spare.clear();
         let mut state = self.shared.state();
         let was_full = state.bytes.len() >= CAPACITY;
         std::mem::swap(&mut state.bytes, &mut self.spare);
-        state.wake_at = wake_at.max(1);
         let eof = state.eof;
         drop(state);
         if was_full {
@@ -166,29 +164,30 @@ mod tests {
     #[tokio::test]
     async fn wakes_at_the_length_asked_for_and_at_eof() {
         let (writer, mut reader) = pipe();
-        assert!(reader.take(3).bytes.is_empty());
+        reader.wake_at(3);
+        assert!(reader.take().bytes.is_empty());
         assert!(writer.push(b"ab"));
         let early = tokio::time::timeout(Duration::from_millis(50), reader.ready()).await;
         assert!(early.is_err(), "woken before 3 bytes");
         assert!(writer.push(b"c"));
         reader.ready().await;
-        assert_eq!(reader.take(1).bytes, b"abc");
+        assert_eq!(reader.take().bytes, b"abc");
         drop(writer);
         reader.ready().await;
-        let last = reader.take(1);
+        let last = reader.take();
         assert!(last.eof && last.bytes.is_empty());
     }
 
     #[tokio::test]
     async fn lowering_the_length_wakes_for_bytes_already_there() {
         let (writer, mut reader) = pipe();
-        reader.take(100);
+        reader.wake_at(100);
         assert!(writer.push(b"xy"));
         reader.wake_at(1);
         tokio::time::timeout(Duration::from_secs(10), reader.ready())
             .await
             .expect("woken");
-        assert_eq!(reader.take(1).bytes, b"xy");
+        assert_eq!(reader.take().bytes, b"xy");
     }
 
     #[test]
@@ -203,7 +202,7 @@ mod tests {
         });
         let mut got = Vec::new();
         loop {
-            let taken = reader.take(1);
+            let taken = reader.take();
             assert!(taken.bytes.len() <= CAPACITY + 4096, "bounded");
             got.extend_from_slice(taken.bytes);
             if taken.eof {
