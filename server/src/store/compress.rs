@@ -2,11 +2,19 @@
 //! BLOB. A flood's output chunks are 8,000 characters each, and what is not written
 //! costs the one writer nothing, neither in the WAL nor again at the checkpoint.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 /// A message's JSON at least this long is stored compressed when that saves a tenth
 /// or more; shorter messages are kept as text.
 const COMPRESS_FROM: usize = 2048;
+/// A long row that does not shrink below this share of its size is not worth the CPU:
+/// random base64 shrinks only by a quarter, and compressing it cost more than writing
+/// a quarter more saved (measured: its flood about a tenth faster without). `seq`,
+/// `yes` or a build log shrink far more.
+const WORTH_IT: f64 = 2.0 / 3.0;
+/// After a row not worth it, this many long rows are stored as text without trying;
+/// the next one is tried again, so output that turns compressible is noticed.
+const SKIP_AFTER_MISS: u32 = 31;
 /// zstd's fastest levels run at hundreds of MB/s a core, far above a PTY's rate.
 const COMPRESS_LEVEL: i32 = 1;
 /// A compressed row claiming to be larger than this is not trusted to size a buffer.
@@ -19,11 +27,47 @@ thread_local! {
         const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { RefCell::new(None) };
+    // Per thread like the context: a flood's rows are compressed on whichever worker
+    // runs its append, and a probe costs one row, so no finer bookkeeping pays.
+    static POLICY: Cell<Policy> = const { Cell::new(Policy { skip: 0 }) };
+}
+
+/// Whether long rows are worth trying to compress, from how the last one tried did.
+#[derive(Clone, Copy, Debug)]
+struct Policy {
+    /// Long rows still to be stored as text without trying.
+    skip: u32,
+}
+
+impl Policy {
+    fn should_try(&mut self) -> bool {
+        if self.skip == 0 {
+            return true;
+        }
+        self.skip -= 1;
+        false
+    }
+
+    fn tried(&mut self, len: usize, packed_len: usize) {
+        if packed_len as f64 > len as f64 * WORTH_IT {
+            self.skip = SKIP_AFTER_MISS;
+        }
+    }
 }
 
 /// The row's JSON compressed, when it is long enough and that pays.
 pub(super) fn pack(json: &str) -> Option<Vec<u8>> {
     if json.len() < COMPRESS_FROM {
+        return None;
+    }
+    let mut policy = POLICY.get();
+    let packed = pack_with(&mut policy, json);
+    POLICY.set(policy);
+    packed
+}
+
+fn pack_with(policy: &mut Policy, json: &str) -> Option<Vec<u8>> {
+    if !policy.should_try() {
         return None;
     }
     let packed = COMPRESSOR.with_borrow_mut(|slot| {
@@ -33,6 +77,7 @@ pub(super) fn pack(json: &str) -> Option<Vec<u8>> {
         };
         compressor.compress(json.as_bytes()).ok()
     })?;
+    policy.tried(json.len(), packed.len());
     (packed.len() <= json.len() - json.len() / 10).then_some(packed)
 }
 
@@ -76,6 +121,70 @@ mod tests {
                 ),
             }
         }
+    }
+
+    /// Text with six bits of entropy a character, like base64 of random bytes.
+    fn random_text(len: usize, seed: u64) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                // xorshift64: deterministic, and as incompressible as random base64.
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(ALPHABET[(x % 64) as usize])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn incompressible_rows_are_tried_only_now_and_then() {
+        let mut policy = Policy { skip: 0 };
+        let rows: Vec<String> = (1..=40).map(|i| random_text(8000, i)).collect();
+        let tried: Vec<usize> = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, row)| {
+                let before = policy.skip;
+                let packed = pack_with(&mut policy, row);
+                if let Some(p) = &packed {
+                    assert_eq!(unpack(p).expect("unpack"), row.as_bytes());
+                }
+                // Tried: the policy was ready for it, and it set the skip again.
+                before == 0 && policy.skip == SKIP_AFTER_MISS
+            })
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(
+            tried,
+            vec![0, 32],
+            "one probe in every {}",
+            SKIP_AFTER_MISS + 1
+        );
+    }
+
+    #[test]
+    fn after_a_miss_even_compressible_rows_wait_for_the_next_probe() {
+        let mut policy = Policy { skip: 0 };
+        let yes = "y\\r\\n".repeat(2000);
+        for _ in 0..5 {
+            let packed = pack_with(&mut policy, &yes).expect("compressed");
+            assert!(packed.len() * 10 < yes.len());
+        }
+        assert!(pack_with(&mut policy, &random_text(8000, 3)).is_some_and(|p| p.len() > 5000));
+        let skipped = (0..SKIP_AFTER_MISS)
+            .filter(|_| pack_with(&mut policy, &yes).is_none())
+            .count();
+        assert_eq!(
+            skipped, SKIP_AFTER_MISS as usize,
+            "rows right after the miss are text"
+        );
+        assert!(
+            pack_with(&mut policy, &yes).is_some(),
+            "then tried, and compressed, again"
+        );
+        assert!(pack_with(&mut policy, &yes).is_some());
     }
 
     #[test]
