@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 
 use crate::check::OutputCheck;
+use crate::cpu::MachineCpu;
 use tether_testkit::Result;
 
 /// How a reader takes bytes off the PTY.
@@ -53,6 +54,8 @@ impl Reader {
 pub struct RawRun {
     pub took: Duration,
     pub check: OutputCheck,
+    /// CPUs the whole machine kept busy meanwhile.
+    pub busy_cores: Option<f64>,
 }
 
 /// Runs `bash -c command` in a 120×32 PTY read by `reader`.
@@ -67,14 +70,20 @@ pub fn run(reader: Reader, command: &str, seq_exact: bool) -> Result<RawRun> {
         }
         check
     });
+    let cpu = MachineCpu::now();
     let took = match reader {
         Reader::Eager(size) => read_pty(command, size, None, &tx),
         Reader::Paced(pause) => read_pty(command, 64 * 1024, Some(pause), &tx),
         Reader::Script => read_script(command, &tx),
     };
+    let busy_cores = cpu.and_then(|c| c.busy_cores_since());
     drop(tx);
     let check = checker.join().map_err(|_| "the output check panicked")?;
-    Ok(RawRun { took: took?, check })
+    Ok(RawRun {
+        took: took?,
+        check,
+        busy_cores,
+    })
 }
 
 fn read_pty(

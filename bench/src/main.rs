@@ -9,6 +9,7 @@ mod ceiling;
 mod changes;
 mod check;
 mod client;
+mod cpu;
 mod fanout;
 mod limit;
 mod procs;
@@ -227,6 +228,8 @@ async fn throughput(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
                 Some((">=", 0.9)),
                 tr.mb_s / raw.mb_s,
             );
+            add_busy(rep, &wl, "raw PTY limit", &raw);
+            add_busy(rep, &wl, "Tether", &tr);
             if let Some(ttyd) = &ctx.ttyd {
                 let ty = w::ttyd_throughput(ttyd, &wl).await?;
                 if let Err(e) = &ty.complete {
@@ -244,10 +247,23 @@ async fn throughput(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
                     None,
                     ty.mb_s / raw.mb_s,
                 );
+                add_busy(rep, &wl, "ttyd", &ty);
             }
         }
     }
     Ok(())
+}
+
+/// How many CPUs the whole machine kept busy while `who` ran the workload.
+fn add_busy(rep: &mut Report, wl: &w::Throughput, who: &str, rate: &w::Rate) {
+    if let Some(cores) = rate.busy_cores {
+        rep.add(
+            &format!("throughput {}: machine CPUs busy, {who}", wl.name),
+            "CPUs",
+            None,
+            cores,
+        );
+    }
 }
 
 fn add_latency(rep: &mut Report, who: &str, flood: bool, l: w::Latency, targets: bool) {

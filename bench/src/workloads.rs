@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::check::{OutputCheck, Ticks, base64_bytes, now_ns, quantile, seq_bytes, yes_bytes};
 use crate::client::{ConvStream, ttyd_session};
+use crate::cpu::MachineCpu;
 use crate::limit;
 use crate::procs::{self, Tether};
 use tether_testkit::http::Result;
@@ -55,6 +56,8 @@ pub struct Rate {
     pub mb_s: f64,
     /// Server CPU seconds per MB of output (Tether only).
     pub cpu_ms_per_mb: Option<f64>,
+    /// CPUs the whole machine kept busy during the run (of `nproc`).
+    pub busy_cores: Option<f64>,
     /// `Err` with what was wrong when the output was not exactly as expected.
     pub complete: std::result::Result<(), String>,
 }
@@ -77,20 +80,20 @@ pub async fn raw_throughput(w: &Throughput) -> Result<(Rate, Vec<(String, Rate)>
                 Rate {
                     mb_s: mb_s(run.check.bytes, run.took),
                     cpu_ms_per_mb: None,
+                    busy_cores: run.busy_cores,
                     complete: run.check.verify(w.expected),
                 },
             ));
         }
         let best = each
             .iter()
-            .filter(|(_, r)| r.complete.is_ok())
-            .map(|(_, r)| r.mb_s)
-            .fold(None, |best: Option<f64>, v| {
-                Some(best.map_or(v, |b| b.max(v)))
-            });
+            .map(|(_, r)| r)
+            .filter(|r| r.complete.is_ok())
+            .max_by(|a, b| a.mb_s.total_cmp(&b.mb_s));
         let limit = Rate {
-            mb_s: best.unwrap_or(0.0),
+            mb_s: best.map_or(0.0, |r| r.mb_s),
             cpu_ms_per_mb: None,
+            busy_cores: best.and_then(|r| r.busy_cores),
             complete: best
                 .map(|_| ())
                 .ok_or_else(|| "no reader got the whole output".to_string()),
@@ -107,6 +110,7 @@ pub async fn tether_throughput(t: &Tether, w: &Throughput) -> Result<Rate> {
     let mut stream = ConvStream::open(t.addr(), &id, 0).await?;
     let mut check = OutputCheck::new(w.seq_exact);
     let cpu_before = t.server.cpu_secs();
+    let machine = MachineCpu::now();
     let start = Instant::now();
     t.chat(&id, &w.command).await?;
     let (status, tool_at) = stream.read_turn(|s| check.feed(s.as_bytes())).await?;
@@ -117,6 +121,7 @@ pub async fn tether_throughput(t: &Tether, w: &Throughput) -> Result<Rate> {
     Ok(Rate {
         mb_s: mb_s(check.bytes, tool_at - start),
         cpu_ms_per_mb: Some(cpu * 1000.0 / (check.bytes as f64 / 1e6)),
+        busy_cores: machine.and_then(|m| m.busy_cores_since()),
         complete: check.verify(w.expected),
     })
 }
@@ -124,12 +129,15 @@ pub async fn tether_throughput(t: &Tether, w: &Throughput) -> Result<Rate> {
 pub async fn ttyd_throughput(ttyd: &Path, w: &Throughput) -> Result<Rate> {
     let server = procs::start_ttyd(ttyd, &w.command).await?;
     let mut check = OutputCheck::new(w.seq_exact);
+    let machine = MachineCpu::now();
     let took = ttyd_session(server.addr, |b| check.feed(b)).await;
+    let busy_cores = machine.and_then(|m| m.busy_cores_since());
     server.stop().await;
     let took = took?;
     Ok(Rate {
         mb_s: mb_s(check.bytes, took),
         cpu_ms_per_mb: None,
+        busy_cores,
         complete: check.verify(w.expected),
     })
 }
