@@ -4,7 +4,7 @@
 // ttyd was started with `-o bash -c '<flood>; echo TETHER-BENCH-DONE; sleep 600'`: the
 // command runs when the page connects, and the flood counts as shown once xterm.js's
 // buffer holds the marker line (ttyd exposes its terminal as `window.term`).
-import { launch, startFrames, stopFrames } from "./chromium.mjs";
+import { launch, pageMemoryMb, startFrames, stopFrames } from "./chromium.mjs";
 
 const base = process.argv[2];
 // xterm.js in headless Chromium without a GPU renders the flood far more slowly than
@@ -17,6 +17,7 @@ try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const t0 = performance.now();
   await page.goto(base, { waitUntil: "domcontentloaded" });
+  const page_mb_before = await pageMemoryMb(browser);
   await startFrames(page);
   const shown = await page.waitForFunction(
     () => {
@@ -35,7 +36,8 @@ try {
   });
   const flood_ms = performance.now() - t0;
   const frames = await stopFrames(page);
-  console.log(JSON.stringify({ shown, flood_ms, ...frames }));
+  const page_mb_after = await pageMemoryMb(browser);
+  console.log(JSON.stringify({ shown, flood_ms, ...frames, page_mb_before, page_mb_after }));
 } finally {
   await browser.close();
 }

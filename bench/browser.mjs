@@ -3,10 +3,12 @@
 // - render_live_ms: from pressing Enter on `seq 1 100000` until the tool card is
 //   `completed` and its output shows the line 100000;
 // - render_load_ms: opening that finished conversation until the same holds;
-// - frames: requestAnimationFrame deltas while `head -c N /dev/urandom | base64` streams.
+// - frames: requestAnimationFrame deltas while `head -c N /dev/urandom | base64` streams;
+// - page_mb_before / page_mb_after: the page's memory just before that flood and once
+//   it is all shown.
 import { tmpdir } from "node:os";
 
-import { apiClient, launch, startFrames, stopFrames } from "./chromium.mjs";
+import { apiClient, launch, pageMemoryMb, startFrames, stopFrames } from "./chromium.mjs";
 
 const base = process.argv[2];
 const floodBytes = Number(process.argv[3] ?? 30_000_000);
@@ -53,6 +55,7 @@ try {
 
   const c2 = await api("POST", "/api/conversations", { cwd: tmpdir() });
   await open(c2.id);
+  const page_mb_before = await pageMemoryMb(browser);
   await startFrames(page);
   const t2 = await send(`head -c ${floodBytes} /dev/urandom | base64`);
   await page.waitForFunction(
@@ -62,7 +65,10 @@ try {
   );
   const flood_ms = performance.now() - t2;
   const frames = await stopFrames(page);
-  console.log(JSON.stringify({ render_live_ms, render_load_ms, flood_ms, ...frames }));
+  const page_mb_after = await pageMemoryMb(browser);
+  console.log(
+    JSON.stringify({ render_live_ms, render_load_ms, flood_ms, ...frames, page_mb_before, page_mb_after }),
+  );
 } finally {
   await browser.close();
 }

@@ -1,5 +1,6 @@
 // What bench/browser.mjs and bench/profile-flood.mjs share: Debian's Chromium,
 // headless, through playwright-core from end2end/, and a small client for Tether's API.
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 
 const require = createRequire(new URL("../end2end/package.json", import.meta.url));
@@ -59,4 +60,22 @@ export async function stopFrames(page) {
     frames_over_50ms: frames.filter((f) => f > 50).length,
     frames_over_100ms: frames.filter((f) => f > 100).length,
   };
+}
+
+// The page's memory in MB: the resident size of the largest renderer process, which
+// holds everything the page keeps (JS heap, WASM memory, DOM, its workers). Chromium's
+// other renderers are spares of a few tens of MB. Linux only (/proc).
+export async function pageMemoryMb(browser) {
+  const cdp = await browser.newBrowserCDPSession();
+  try {
+    const { processInfo } = await cdp.send("SystemInfo.getProcessInfo");
+    let kb = 0;
+    for (const p of processInfo.filter((p) => p.type === "renderer")) {
+      const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p.id}/status`, "utf8"));
+      if (rss) kb = Math.max(kb, Number(rss[1]));
+    }
+    return kb / 1024;
+  } finally {
+    await cdp.detach();
+  }
 }

@@ -57,6 +57,14 @@ fn add_frames(rep: &mut Report, who: &str, v: &serde_json::Value, targets: bool)
         None,
         get("frames_over_100ms"),
     );
+    for (when, key) in [("before", "page_mb_before"), ("after", "page_mb_after")] {
+        rep.add(
+            &format!("browser: {who} page memory {when} the 41 MB flood (renderer RSS)"),
+            "MB",
+            None,
+            get(key),
+        );
+    }
 }
 
 pub async fn browser(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
