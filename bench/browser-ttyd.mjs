@@ -17,7 +17,7 @@ try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const t0 = performance.now();
   await page.goto(base, { waitUntil: "domcontentloaded" });
-  const page_mb_before = await pageMemoryMb(browser);
+  const page_mb_before = await pageMemoryMb(browser, page);
   await startFrames(page);
   const shown = await page.waitForFunction(
     () => {
@@ -36,7 +36,7 @@ try {
   });
   const flood_ms = performance.now() - t0;
   const frames = await stopFrames(page);
-  const page_mb_after = await pageMemoryMb(browser);
+  const page_mb_after = await pageMemoryMb(browser, page);
   console.log(JSON.stringify({ shown, flood_ms, ...frames, page_mb_before, page_mb_after }));
 } finally {
   await browser.close();

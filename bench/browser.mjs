@@ -5,7 +5,9 @@
 // - render_load_ms: opening that finished conversation until the same holds;
 // - frames: requestAnimationFrame deltas while `head -c N /dev/urandom | base64` streams;
 // - page_mb_before / page_mb_after: the page's memory just before that flood and once
-//   it is all shown.
+//   it is all shown; page_mb_after_4x: once a flood four times as large is shown in
+//   another conversation (each card keeps its last 200,000 lines, so it should not
+//   grow with the flood).
 import { tmpdir } from "node:os";
 
 import { apiClient, launch, pageMemoryMb, startFrames, stopFrames } from "./chromium.mjs";
@@ -42,6 +44,13 @@ try {
       { polling: "raf", timeout: 180_000 },
     );
 
+  const completed = () =>
+    page.waitForFunction(
+      () => document.querySelector('[data-testid="tool-card"]')?.dataset.status === "completed",
+      null,
+      { polling: 250, timeout: 300_000 },
+    );
+
   const c1 = await api("POST", "/api/conversations", { cwd: tmpdir() });
   await open(c1.id);
   const t0 = await send(`seq 1 ${lines}`);
@@ -55,19 +64,23 @@ try {
 
   const c2 = await api("POST", "/api/conversations", { cwd: tmpdir() });
   await open(c2.id);
-  const page_mb_before = await pageMemoryMb(browser);
+  const page_mb_before = await pageMemoryMb(browser, page);
   await startFrames(page);
   const t2 = await send(`head -c ${floodBytes} /dev/urandom | base64`);
-  await page.waitForFunction(
-    () => document.querySelector('[data-testid="tool-card"]')?.dataset.status === "completed",
-    null,
-    { polling: 250, timeout: 300_000 },
-  );
+  await completed();
   const flood_ms = performance.now() - t2;
   const frames = await stopFrames(page);
-  const page_mb_after = await pageMemoryMb(browser);
+  const page_mb_after = await pageMemoryMb(browser, page);
+
+  const c3 = await api("POST", "/api/conversations", { cwd: tmpdir() });
+  await open(c3.id);
+  await send(`head -c ${4 * floodBytes} /dev/urandom | base64`);
+  await completed();
+  const page_mb_after_4x = await pageMemoryMb(browser, page);
   console.log(
-    JSON.stringify({ render_live_ms, render_load_ms, flood_ms, ...frames, page_mb_before, page_mb_after }),
+    JSON.stringify({
+      render_live_ms, render_load_ms, flood_ms, ...frames, page_mb_before, page_mb_after, page_mb_after_4x,
+    }),
   );
 } finally {
   await browser.close();

@@ -63,9 +63,17 @@ export async function stopFrames(page) {
 }
 
 // The page's memory in MB: the resident size of the largest renderer process, which
-// holds everything the page keeps (JS heap, WASM memory, DOM, its workers). Chromium's
-// other renderers are spares of a few tens of MB. Linux only (/proc).
-export async function pageMemoryMb(browser) {
+// holds everything the page keeps (JS heap, WASM memory, DOM, its workers), after a
+// garbage collection of the page's JS heap so that what is measured is what it keeps,
+// not what V8 has yet to collect. Chromium's other renderers are spares of a few tens
+// of MB. Linux only (/proc).
+export async function pageMemoryMb(browser, page) {
+  const session = await page.context().newCDPSession(page);
+  try {
+    await session.send("HeapProfiler.collectGarbage");
+  } finally {
+    await session.detach();
+  }
   const cdp = await browser.newBrowserCDPSession();
   try {
     const { processInfo } = await cdp.send("SystemInfo.getProcessInfo");
