@@ -9,7 +9,7 @@ use std::cell::{Cell, RefCell};
 const COMPRESS_FROM: usize = 2048;
 /// A long row that does not shrink below this share of its size is not worth the CPU:
 /// random base64 shrinks only by a quarter, and compressing it cost more than writing
-/// a quarter more saved (measured: its flood about a tenth faster without). `seq`,
+/// a quarter more saved (measured: its flood 10–20 % faster without). `seq`,
 /// `yes` or a build log shrink far more.
 const WORTH_IT: f64 = 2.0 / 3.0;
 /// After a row not worth it, this many long rows are stored as text without trying;
