@@ -248,6 +248,14 @@ async fn throughput(ctx: &Ctx, rep: &mut Report) -> Result<(), String> {
                     ty.mb_s / raw.mb_s,
                 );
                 add_busy(rep, &wl, "ttyd", &ty);
+                // Each run's own pair, so "ahead of ttyd in every run" is this row's
+                // minimum, not a comparison of two columns' extremes.
+                rep.add(
+                    &format!("throughput {}: Tether / ttyd, same run", wl.name),
+                    "ratio",
+                    None,
+                    tr.mb_s / ty.mb_s,
+                );
             }
         }
     }
