@@ -5,7 +5,7 @@
 use std::cell::{Cell, RefCell};
 
 /// A message's JSON at least this long is stored compressed when that saves a tenth
-/// or more; shorter messages are kept as text.
+/// or more (and `Policy` does not skip it); shorter messages are kept as text.
 const COMPRESS_FROM: usize = 2048;
 /// A long row that does not shrink below this share of its size is not worth the CPU:
 /// random base64 shrinks only by a quarter, and compressing it cost more than writing
