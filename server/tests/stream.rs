@@ -9,6 +9,7 @@ use app::protocol::{MessageType, RunStatus};
 use common::{
     Ev, Request, Sse, StatusCode, TestServer, WAIT, assert_dense, output_of, seq_output, tool_calls,
 };
+use server::tools::chunk::MAX_CHUNK_CHARS;
 
 /// The first event of every conversation stream is a `state`.
 fn assert_starts_with_state(sse: &Sse) {
@@ -277,7 +278,7 @@ async fn large_output_is_reassembled_exactly_in_bounded_chunks() {
     );
     for chunk in &chunks {
         let n = chunk.content.chars().count();
-        assert!(n <= 8000, "chunk {} has {n} chars", chunk.idx);
+        assert!(n <= MAX_CHUNK_CHARS, "chunk {} has {n} chars", chunk.idx);
         assert!(n > 0, "chunk {} is empty", chunk.idx);
         assert_eq!(chunk.tool_call_id.as_deref(), Some(&*call.tool_call_id));
     }
@@ -301,17 +302,17 @@ async fn multibyte_output_is_reassembled_exactly() {
     server
         .chat(
             &id,
-            "for i in $(seq 1 1500); do printf 'a%dé😀漢' $i; done; \
-             s=$(for i in $(seq 1 1500); do printf 'b%d漢😀é' $i; done); printf '%s' \"$s\"; \
+            "for i in $(seq 1 6000); do printf 'a%dé😀漢' $i; done; \
+             s=$(for i in $(seq 1 6000); do printf 'b%d漢😀é' $i; done); printf '%s' \"$s\"; \
              printf 'end\\n'",
         )
         .await;
     sse.wait_end_of_turns(1).await;
     let mut expected = String::new();
-    for i in 1..=1500 {
+    for i in 1..=6000 {
         expected.push_str(&format!("a{i}é😀漢"));
     }
-    for i in 1..=1500 {
+    for i in 1..=6000 {
         expected.push_str(&format!("b{i}漢😀é"));
     }
     expected.push_str("end\r\n");
@@ -332,7 +333,7 @@ async fn multibyte_output_is_reassembled_exactly() {
         .iter()
         .filter(|m| m.kind == MessageType::ToolOutput)
     {
-        assert!(m.content.chars().count() <= 8000);
+        assert!(m.content.chars().count() <= MAX_CHUNK_CHARS);
     }
 }
 

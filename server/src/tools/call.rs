@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use app::protocol::{Message, MessageType, ToolStatus};
 
-use super::chunk::MAX_CHUNK_CHARS;
+use super::chunk::RESULT_TAIL_CHARS;
 use super::{Control, EnvPolicy, Tool, ToolContext, ToolOutcome};
 use crate::log::now_rfc3339;
 use crate::store::StoreError;
@@ -116,7 +116,7 @@ pub async fn run(ctx: &ToolContext, id: &str, tool: &dyn Tool) -> Result<ToolOut
     Ok(outcome)
 }
 
-/// The last `MAX_CHUNK_CHARS` characters of a tool call's output, for its result.
+/// The last `RESULT_TAIL_CHARS` characters of a tool call's output, for its result.
 #[derive(Default)]
 struct OutputTail {
     text: String,
@@ -124,25 +124,25 @@ struct OutputTail {
 
 impl OutputTail {
     fn push(&mut self, chunk: &str) {
-        // A full piece of ASCII is exactly the tail by itself (the usual case in a
-        // flood), so nothing before it needs keeping or counting.
-        if chunk.len() >= MAX_CHUNK_CHARS && chunk.is_ascii() {
+        // A piece of ASCII at least as long as the tail holds the whole tail by itself
+        // (the usual case in a flood), so nothing before it needs keeping or counting.
+        if chunk.len() >= RESULT_TAIL_CHARS && chunk.is_ascii() {
             self.text.clear();
         }
         self.text.push_str(chunk);
         // Trim only now and then, so a flood does not re-copy the buffer per chunk.
-        if self.text.len() > 8 * MAX_CHUNK_CHARS * 4 {
+        if self.text.len() > 8 * RESULT_TAIL_CHARS * 4 {
             self.trim();
         }
     }
 
     fn trim(&mut self) {
         let count = self.text.chars().count();
-        if count > MAX_CHUNK_CHARS {
+        if count > RESULT_TAIL_CHARS {
             let cut = self
                 .text
                 .char_indices()
-                .nth(count - MAX_CHUNK_CHARS)
+                .nth(count - RESULT_TAIL_CHARS)
                 .map_or(0, |(at, _)| at);
             self.text.drain(..cut);
         }

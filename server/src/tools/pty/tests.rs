@@ -450,17 +450,17 @@ async fn flush_policy_flood_sends_full_pieces_immediately() {
     let mut b = batcher(i32::MAX);
     b.feed(b"x").await;
     assert_eq!(b.next().await.1, out("x"));
-    // 20,000 chars right after a flush: two full pieces cannot wait.
-    b.feed(&[b'y'; 12_000]).await;
-    b.feed(&[b'y'; 8_000]).await;
+    // Two and a half pieces right after a flush: the two full ones cannot wait.
+    b.feed(&[b'y'; MAX_CHUNK_CHARS * 3 / 2]).await;
+    b.feed(&[b'y'; MAX_CHUNK_CHARS]).await;
     let (w1, e1) = b.next().await;
     let (w2, e2) = b.next().await;
     assert_eq!((w1, w2), (Duration::ZERO, Duration::ZERO));
-    assert_eq!(e1, out(&"y".repeat(8000)));
-    assert_eq!(e2, out(&"y".repeat(8000)));
-    // The 4,000-char remainder waits for the interval.
+    assert_eq!(e1, out(&"y".repeat(MAX_CHUNK_CHARS)));
+    assert_eq!(e2, out(&"y".repeat(MAX_CHUNK_CHARS)));
+    // The half-piece remainder waits for the interval.
     let (w3, e3) = b.next().await;
-    assert_eq!(e3, out(&"y".repeat(4000)));
+    assert_eq!(e3, out(&"y".repeat(MAX_CHUNK_CHARS / 2)));
     assert_eq!(w3, FLUSH_INTERVAL);
 }
 
