@@ -18,7 +18,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 /// Characters per output chunk, as Tether's (`MAX_CHUNK_CHARS`).
-pub const CHUNK_CHARS: u64 = 8000;
+pub const CHUNK_CHARS: u64 = 32_000;
 
 #[derive(Default)]
 struct Log {

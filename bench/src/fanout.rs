@@ -62,7 +62,7 @@ pub async fn fanout(ctx: &Ctx, rep: &mut Report) -> std::result::Result<(), Stri
                         continue;
                     }
                 };
-                // The same number of frames (of full 8,000-char chunks) through the ceiling.
+                // The same number of frames (of full `CHUNK_CHARS` chunks) through the ceiling.
                 let frames = base64_bytes(source).div_ceil(ceiling::CHUNK_CHARS) + 1;
                 let cf = ceiling_fanout(ceiling.addr, n, frames, mode).await?;
                 let target = match mode {
