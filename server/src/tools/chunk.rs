@@ -11,11 +11,11 @@
 ///
 /// A flood goes out in messages of this size, and each message costs the same fixed
 /// work however long it is: a row and a commit, a broadcast, a wake-up of every
-/// stream, an SSE frame. Against 8,000, in alternating runs (BENCHMARKS.md, "Issue
-/// 15: a flood in fewer, larger messages"), the server's CPU per MB fell by a fifth
-/// for `yes` and by a sixth for base64, base64 ran 5-10 % faster and `seq` about 12 %
-/// slower. The browser takes messages in batches of at most 256 Ki chars
-/// (`public/stream-worker.js`) either way.
+/// stream, an SSE frame. Against 8,000 (BENCHMARKS.md, "Issue 15: a flood in fewer,
+/// larger messages"), the server's CPU per MB fell by a tenth to a fifth for `yes`
+/// and base64, throughput stayed within the machine's run-to-run spread, and the
+/// browser showed a flood sooner with fewer long frames. The page takes messages in
+/// batches of at most 256 Ki chars (`public/stream-worker.js`) either way.
 pub const MAX_CHUNK_CHARS: usize = 32_000;
 
 /// How many of a call's last output chars its result carries: enough to show how a
