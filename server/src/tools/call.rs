@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use app::protocol::{Message, MessageType, ToolStatus};
 
-use super::chunk::RESULT_TAIL_CHARS;
+use super::chunk::{RESULT_TAIL_CHARS, keep_last_chars};
 use super::{Control, EnvPolicy, Tool, ToolContext, ToolOutcome};
 use crate::log::now_rfc3339;
 use crate::store::StoreError;
@@ -137,15 +137,7 @@ impl OutputTail {
     }
 
     fn trim(&mut self) {
-        let count = self.text.chars().count();
-        if count > RESULT_TAIL_CHARS {
-            let cut = self
-                .text
-                .char_indices()
-                .nth(count - RESULT_TAIL_CHARS)
-                .map_or(0, |(at, _)| at);
-            self.text.drain(..cut);
-        }
+        keep_last_chars(&mut self.text, RESULT_TAIL_CHARS);
     }
 
     fn finish(mut self) -> String {

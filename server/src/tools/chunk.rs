@@ -98,6 +98,18 @@ impl Utf8Decoder {
     }
 }
 
+/// Drops the start of `text` so that at most its last `max_chars` chars remain.
+pub fn keep_last_chars(text: &mut String, max_chars: usize) {
+    let count = text.chars().count();
+    if count > max_chars {
+        let cut = text
+            .char_indices()
+            .nth(count - max_chars)
+            .map_or(text.len(), |(at, _)| at);
+        text.drain(..cut);
+    }
+}
+
 /// Splits `text` into pieces of at most `max_chars` chars, on char
 /// boundaries. A `max_chars` of 0 is treated as 1 so the iterator always
 /// makes progress.
@@ -129,6 +141,17 @@ pub fn split_chars(text: &str, max_chars: usize) -> impl Iterator<Item = &str> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn keep_last_chars_counts_chars_not_bytes() {
+        let mut text = String::from("aé😀漢b");
+        keep_last_chars(&mut text, 3);
+        assert_eq!(text, "😀漢b");
+        keep_last_chars(&mut text, 10);
+        assert_eq!(text, "😀漢b");
+        keep_last_chars(&mut text, 0);
+        assert_eq!(text, "");
+    }
 
     fn decode_pieces(whole: &[u8], cuts: &[usize]) -> String {
         let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (whole.len() + 1)).collect();

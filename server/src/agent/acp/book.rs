@@ -14,7 +14,7 @@ use app::protocol::{
 };
 use serde_json::Value;
 
-use crate::tools::chunk::MAX_CHUNK_CHARS;
+use crate::tools::chunk::{MAX_CHUNK_CHARS, RESULT_TAIL_CHARS, keep_last_chars};
 
 /// One tool call the agent opened and has not finished.
 #[derive(Default)]
@@ -373,16 +373,11 @@ fn crlf(text: &str) -> String {
     out
 }
 
+/// Keeps the end of a call's output for its result: the same tail a shell command's
+/// result carries.
 fn push_tail(tail: &mut String, text: &str) {
     tail.push_str(text);
-    let count = tail.chars().count();
-    if count > MAX_CHUNK_CHARS {
-        let cut = tail
-            .char_indices()
-            .nth(count - MAX_CHUNK_CHARS)
-            .map_or(0, |(at, _)| at);
-        tail.drain(..cut);
-    }
+    keep_last_chars(tail, RESULT_TAIL_CHARS);
 }
 
 #[cfg(test)]

@@ -171,3 +171,33 @@ fn repeated_locations_add_nothing() {
     );
     assert!(apply(&mut book, update).is_empty());
 }
+
+#[test]
+fn a_long_output_streams_whole_and_its_result_keeps_only_the_tail() {
+    // More than a result's tail, less than one streamed message: the result must still
+    // stop at the tail, as a shell command's does.
+    let mut book = ToolBook::default();
+    apply(
+        &mut book,
+        json!({"sessionUpdate":"tool_call","toolCallId":"l","title":"build","kind":"execute","status":"pending"}),
+    );
+    let text: String = (0..3000).map(|i| format!("line é{i}\n")).collect();
+    let out = apply(
+        &mut book,
+        json!({"sessionUpdate":"tool_call_update","toolCallId":"l","status":"completed",
+               "content":[{"type":"content","content":{"type":"text","text":text}}]}),
+    );
+    let streamed: String = out
+        .iter()
+        .filter(|m| m.kind == MessageType::ToolOutput)
+        .map(|m| m.content.as_str())
+        .collect();
+    let whole = crlf(&text);
+    assert!(whole.chars().count() > RESULT_TAIL_CHARS);
+    assert_eq!(streamed, whole);
+    let result = out.last().expect("a result");
+    assert_eq!(result.kind, MessageType::Tool);
+    let tail = result.tool_result.as_deref().expect("a tail");
+    assert_eq!(tail.chars().count(), RESULT_TAIL_CHARS);
+    assert!(whole.ends_with(tail));
+}
