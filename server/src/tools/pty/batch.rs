@@ -22,6 +22,11 @@ pub(super) const QUIET_GAP: Duration = Duration::from_millis(2);
 /// Interactive flushes are still spaced this far apart, so a reader starved under
 /// load (whose reads then look "quiet") cannot turn a flood into tiny messages.
 pub(super) const MIN_FLUSH_GAP: Duration = Duration::from_millis(5);
+/// A flood keeps its long window only while it brings at least this many bytes in the
+/// first MIN_FLUSH_GAP after a flush (about 0.8 MB/s). Back-to-back reads alone are not
+/// enough: a program briefly starved of CPU writes its next few lines back to back as
+/// it catches up, and those must not make the lines after them wait FLUSH_INTERVAL.
+pub(super) const FLOOD_MIN_BYTES: usize = 4096;
 /// How long after the child exits we keep waiting for the PTY to reach EOF
 /// before assuming a background grandchild is holding it open.
 pub(super) const EOF_GRACE: Duration = Duration::from_secs(2);
@@ -88,9 +93,14 @@ impl Emitter {
     }
 }
 
-/// How long a batch may wait after the previous flush.
-fn window(flood: bool) -> Duration {
-    if flood { FLUSH_INTERVAL } else { MIN_FLUSH_GAP }
+/// How long a batch may wait after the previous flush: a flood gets the long window
+/// only once it has shown, by its volume, that it is one.
+fn window(flood: bool, confirmed: bool) -> Duration {
+    if flood && confirmed {
+        FLUSH_INTERVAL
+    } else {
+        MIN_FLUSH_GAP
+    }
 }
 
 pub(super) async fn batch_loop(
@@ -116,12 +126,16 @@ pub(super) async fn batch_loop(
     // message's worth of bytes; otherwise output goes out within MIN_FLUSH_GAP.
     let mut last_bytes: Option<Instant> = None;
     let mut flood = false;
+    // Bytes taken since the last flush, and whether they were enough to confirm the
+    // flood (checked once MIN_FLUSH_GAP has passed since that flush).
+    let mut since_flush = 0usize;
+    let mut confirmed = false;
 
     loop {
         if eof && exit.is_some() {
             break;
         }
-        let flush_at = last_flush.map_or_else(Instant::now, |t| t + window(flood));
+        let flush_at = last_flush.map_or_else(Instant::now, |t| t + window(flood, confirmed));
         let far_future = Instant::now() + Duration::from_secs(3600);
         // During a flood the timer also collects bytes below the wake-up length.
         let timer = pending.chars > 0 || (flood && !eof);
@@ -167,9 +181,18 @@ pub(super) async fn batch_loop(
                     // Bytes right after the previous ones, with nothing left over,
                     // are a flood; after a pause they start interactive output.
                     flood = last_bytes.is_some_and(|t| now - t < QUIET_GAP);
+                    confirmed = false;
                 }
                 last_bytes = Some(now);
+                since_flush += taken.bytes.len();
                 pending.decode(&mut decoder, taken.bytes);
+            }
+            if flood && !confirmed && last_flush.is_some_and(|t| now - t >= MIN_FLUSH_GAP) {
+                if since_flush >= FLOOD_MIN_BYTES {
+                    confirmed = true;
+                } else {
+                    flood = false;
+                }
             }
             if flood != was_flood {
                 // A flood wakes us per whole message; its timer collects the rest.
@@ -177,15 +200,21 @@ pub(super) async fn batch_loop(
             }
         }
 
+        let mut flushed = false;
         if pending.chars >= MAX_CHUNK_CHARS {
             emitter.flush(&mut pending, true).await;
-            last_flush = Some(Instant::now());
+            flushed = true;
         }
-        let due = last_flush.is_none_or(|t| t.elapsed() >= window(flood));
+        let due = last_flush.is_none_or(|t| t.elapsed() >= window(flood, confirmed));
         // At EOF nothing more can join the batch, so it need not wait.
         if pending.chars > 0 && (due || eof) {
             emitter.flush(&mut pending, false).await;
+            flushed = true;
+        }
+        if flushed {
             last_flush = Some(Instant::now());
+            since_flush = 0;
+            confirmed = false;
         }
     }
 

@@ -405,8 +405,9 @@ async fn flush_policy_leading_edge_then_interval() {
         (MIN_FLUSH_GAP - Duration::from_millis(3), out("c"))
     );
 
-    // Back-to-back reads right after a flush look like a flood: they are held and
-    // batched together, flushed at most FLUSH_INTERVAL after the previous flush.
+    // Back-to-back reads right after a flush may start a flood, but a few bytes
+    // (a program catching up on its lines after a stall) are not one: they go out
+    // MIN_FLUSH_GAP after the previous flush, and the next line is interactive again.
     tokio::time::sleep(Duration::from_millis(10)).await;
     b.feed(b"d").await;
     assert_eq!(b.next().await, (Duration::ZERO, out("d")));
@@ -417,9 +418,12 @@ async fn flush_policy_leading_edge_then_interval() {
     assert_eq!(ev, out("ef"));
     assert_eq!(
         waited,
-        FLUSH_INTERVAL - Duration::from_millis(1),
-        "flushed 50 ms after the previous flush"
+        MIN_FLUSH_GAP - Duration::from_millis(1),
+        "not held for the flood window"
     );
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    b.feed(b"g").await;
+    assert_eq!(b.next().await, (Duration::ZERO, out("g")));
 
     // After a quiet period, the first byte goes out at once again.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -458,10 +462,33 @@ async fn flush_policy_flood_sends_full_pieces_immediately() {
     assert_eq!((w1, w2), (Duration::ZERO, Duration::ZERO));
     assert_eq!(e1, out(&"y".repeat(MAX_CHUNK_CHARS)));
     assert_eq!(e2, out(&"y".repeat(MAX_CHUNK_CHARS)));
-    // The half-piece remainder waits for the interval.
+    // Nothing more came after them, so the half-piece remainder is the flood's end:
+    // it goes out MIN_FLUSH_GAP later rather than after the whole flood window.
     let (w3, e3) = b.next().await;
     assert_eq!(e3, out(&"y".repeat(MAX_CHUNK_CHARS / 2)));
-    assert_eq!(w3, FLUSH_INTERVAL);
+    assert_eq!(w3, MIN_FLUSH_GAP);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_keeps_its_window_while_it_brings_enough() {
+    let mut b = batcher(i32::MAX);
+    b.feed(b"x").await;
+    assert_eq!(b.next().await.1, out("x"));
+    // 1,000 bytes a millisecond (1 MB/s, above FLOOD_MIN_BYTES per MIN_FLUSH_GAP)
+    // for 20 ms: a flood by volume, so it is
+    // collected into one message at the end of the window, not cut every few ms.
+    let raw = b.raw.take().unwrap();
+    let feeder = tokio::spawn(async move {
+        for _ in 0..20 {
+            assert!(raw.push(&[b'y'; 1000]));
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        raw
+    });
+    let (waited, ev) = b.next().await;
+    assert_eq!(ev, out(&"y".repeat(20_000)));
+    assert_eq!(waited, FLUSH_INTERVAL);
+    drop(feeder.await.unwrap());
 }
 
 #[tokio::test(start_paused = true)]
@@ -481,7 +508,10 @@ async fn flood_tail_below_a_whole_message_still_goes_out() {
         .await
         .expect("the tail was never sent");
     assert_eq!(ev, out("tail"));
-    assert_eq!(waited, FLUSH_INTERVAL, "collected by the flood window");
+    assert_eq!(
+        waited, MIN_FLUSH_GAP,
+        "the flood is over: not held for its window"
+    );
     // Once the flood is over, output is interactive again: out at once.
     tokio::time::sleep(Duration::from_millis(500)).await;
     b.feed(b"next").await;
