@@ -1,5 +1,5 @@
 //! How SQLite keeps a long message: its JSON zstd-compressed in the same column, as a
-//! BLOB. A flood's output chunks are 8,000 characters each, and what is not written
+//! BLOB. A flood's output chunks are up to 32,000 characters each, and what is not written
 //! costs the one writer nothing, neither in the WAL nor again at the checkpoint.
 
 use std::cell::{Cell, RefCell};
