@@ -33,6 +33,9 @@ thread_local! {
     /// them. The writer thread makes every commit after the schema, so its copy is
     /// the one that counts.
     static WAL_PAGES: Cell<i32> = const { Cell::new(0) };
+    /// Whether the last checkpoint failed, so a full disk is reported once, not
+    /// after every append while it lasts.
+    static CHECKPOINT_FAILING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Replaces SQLite's automatic checkpoint, which runs inside the commit that fills
@@ -59,8 +62,15 @@ fn checkpoint_if_due(conn: &Connection) {
     }
     // PASSIVE: a reader still on an old snapshot keeps its frames; the rest go now.
     match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-        Ok(()) => WAL_PAGES.set(0),
-        Err(err) => tracing::warn!(%err, "WAL checkpoint failed; will try again"),
+        Ok(()) => {
+            WAL_PAGES.set(0);
+            CHECKPOINT_FAILING.set(false);
+        }
+        Err(err) => {
+            if !CHECKPOINT_FAILING.replace(true) {
+                tracing::warn!(%err, "WAL checkpoint failed; trying again after each write");
+            }
+        }
     }
 }
 
