@@ -205,6 +205,8 @@ pub(super) async fn batch_loop(
             emitter.flush(&mut pending, true).await;
             flushed = true;
         }
+        // Due by the flush before any whole pieces just sent, so the timer's deadline
+        // sends everything pending, not the whole pieces alone.
         let due = last_flush.is_none_or(|t| t.elapsed() >= window(flood, confirmed));
         // At EOF nothing more can join the batch, so it need not wait.
         if pending.chars > 0 && (due || eof) {
