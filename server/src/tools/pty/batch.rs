@@ -22,10 +22,12 @@ pub(super) const QUIET_GAP: Duration = Duration::from_millis(2);
 /// Interactive flushes are still spaced this far apart, so a reader starved under
 /// load (whose reads then look "quiet") cannot turn a flood into tiny messages.
 pub(super) const MIN_FLUSH_GAP: Duration = Duration::from_millis(5);
-/// A flood keeps its long window only while it brings at least this many bytes in the
-/// first MIN_FLUSH_GAP after a flush (about 0.8 MB/s). Back-to-back reads alone are not
-/// enough: a program briefly starved of CPU writes its next few lines back to back as
-/// it catches up, and those must not make the lines after them wait FLUSH_INTERVAL.
+/// A flood gets its long window only once it has brought at least this many bytes in
+/// the first MIN_FLUSH_GAP after a flush (about 0.8 MB/s). Back-to-back reads alone are
+/// not enough: a program briefly starved of CPU writes its next few lines back to back
+/// as it catches up, and those must not make the lines after them wait FLUSH_INTERVAL.
+/// Once confirmed, a flood is not checked again: a reader starved for a few ms (the
+/// browser busy on the same CPUs) must not cut it into small messages.
 pub(super) const FLOOD_MIN_BYTES: usize = 4096;
 /// How long after the child exits we keep waiting for the PTY to reach EOF
 /// before assuming a background grandchild is holding it open.
@@ -126,8 +128,8 @@ pub(super) async fn batch_loop(
     // message's worth of bytes; otherwise output goes out within MIN_FLUSH_GAP.
     let mut last_bytes: Option<Instant> = None;
     let mut flood = false;
-    // Bytes taken since the last flush, and whether they were enough to confirm the
-    // flood (checked once MIN_FLUSH_GAP has passed since that flush).
+    // Bytes taken since the last flush, and whether the flood has been confirmed by
+    // them (checked once, MIN_FLUSH_GAP after the flush before or at its start).
     let mut since_flush = 0usize;
     let mut confirmed = false;
 
@@ -180,8 +182,9 @@ pub(super) async fn batch_loop(
                 if pending.chars == 0 {
                     // Bytes right after the previous ones, with nothing left over,
                     // are a flood; after a pause they start interactive output.
-                    flood = last_bytes.is_some_and(|t| now - t < QUIET_GAP);
-                    confirmed = false;
+                    let quick = last_bytes.is_some_and(|t| now - t < QUIET_GAP);
+                    confirmed &= flood && quick;
+                    flood = quick;
                 }
                 last_bytes = Some(now);
                 since_flush += taken.bytes.len();
@@ -216,7 +219,6 @@ pub(super) async fn batch_loop(
         if flushed {
             last_flush = Some(Instant::now());
             since_flush = 0;
-            confirmed = false;
         }
     }
 

@@ -492,6 +492,35 @@ async fn a_flood_keeps_its_window_while_it_brings_enough() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_confirmed_flood_is_not_cut_by_a_short_stall() {
+    let mut b = batcher(i32::MAX);
+    b.feed(b"x").await;
+    assert_eq!(b.next().await.1, out("x"));
+    let raw = b.raw.take().unwrap();
+    let feeder = tokio::spawn(async move {
+        // 6 ms at 1 MB/s confirms the flood...
+        for _ in 0..6 {
+            assert!(raw.push(&[b'y'; 1000]));
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // ... then a burst completes a whole message, and the output stalls for 10 ms
+        // (a reader waiting for a CPU) before it goes on.
+        assert!(raw.push(&[b'y'; 30_000]));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(raw.push(&[b'z'; 1000]));
+        raw
+    });
+    assert_eq!(b.next().await.1, out(&"y".repeat(MAX_CHUNK_CHARS)));
+    // The stall does not end the flood: the rest waits for the window and goes out
+    // with what came after it, not as a small message of its own.
+    let (waited, rest) = b.next().await;
+    let expected = "y".repeat(36_000 - MAX_CHUNK_CHARS) + &"z".repeat(1000);
+    assert_eq!(rest, out(&expected));
+    assert_eq!(waited, FLUSH_INTERVAL);
+    drop(feeder.await.unwrap());
+}
+
+#[tokio::test(start_paused = true)]
 async fn flood_tail_below_a_whole_message_still_goes_out() {
     let mut b = batcher(i32::MAX);
     b.feed(b"x").await;
