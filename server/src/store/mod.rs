@@ -10,6 +10,7 @@ mod compress;
 mod nats;
 mod share_sql;
 mod sqlite;
+mod sqlite_writer;
 
 pub use nats::{NatsOptions, NatsStore};
 

@@ -3,80 +3,22 @@
 //! never wait behind a lock there; reads use a few read-only connections on the
 //! blocking pool, so replaying streams never wait behind the writer.
 
-use std::cell::Cell;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use app::protocol::MessageType;
 use async_trait::async_trait;
-use rusqlite::hooks::Wal;
 use rusqlite::types::{Type, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, params};
 use tokio::sync::oneshot;
 
 use super::compress::{pack, unpack};
 use super::share_sql;
+use super::sqlite_writer::{self, WriteJob};
 use super::{AppendRow, ConversationRecord, Result, ShareRecord, Store, StoreError, StoredMessage};
 
 const READERS: usize = 4;
-/// The writer checkpoints (copies the WAL into the database file, with an fsync)
-/// once the WAL holds this many pages: 1 MiB instead of SQLite's 4 MiB. Every append
-/// waits behind a checkpoint in progress, so a small one keeps a line printed during
-/// a flood from waiting for 4 MiB to reach the disk; measured, it costs no throughput.
-/// (A thread of its own for checkpoints was tried: its fsync stalls the writer's
-/// own writes on ext4 for longer still.)
-const CHECKPOINT_PAGES: i32 = 250;
-
-thread_local! {
-    /// Pages in the WAL after the writer's last commit, as SQLite's WAL hook reports
-    /// them. The writer thread makes every commit after the schema, so its copy is
-    /// the one that counts.
-    static WAL_PAGES: Cell<i32> = const { Cell::new(0) };
-    /// Whether the last checkpoint failed, so a full disk is reported once, not
-    /// after every append while it lasts.
-    static CHECKPOINT_FAILING: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Replaces SQLite's automatic checkpoint, which runs inside the commit that fills
-/// the WAL and so holds that append's answer for the checkpoint's fsync.
-fn note_wal_pages(_: &Wal, pages: std::ffi::c_int) -> rusqlite::Result<()> {
-    WAL_PAGES.set(pages);
-    Ok(())
-}
-
-/// The writer thread: runs jobs in order, each answering its caller as soon as its
-/// transaction commits, and checkpoints after the job that filled the WAL. (Letting
-/// appends already waiting go first was tried: under a flood the queue is rarely
-/// empty, so checkpoints grew, and one line waited 29 ms behind one.)
-fn run_writer(mut conn: Connection, queue: mpsc::Receiver<WriteJob>) {
-    while let Ok(job) = queue.recv() {
-        job(&mut conn);
-        checkpoint_if_due(&conn);
-    }
-}
-
-fn checkpoint_if_due(conn: &Connection) {
-    if WAL_PAGES.get() < CHECKPOINT_PAGES {
-        return;
-    }
-    // PASSIVE: a reader still on an old snapshot keeps its frames; the rest go now.
-    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-        Ok(()) => {
-            WAL_PAGES.set(0);
-            CHECKPOINT_FAILING.set(false);
-        }
-        Err(err) => {
-            if !CHECKPOINT_FAILING.replace(true) {
-                tracing::warn!(%err, "WAL checkpoint failed; trying again after each write");
-            }
-        }
-    }
-}
-
-/// A unit of work for the writer thread.
-type WriteJob = Box<dyn FnOnce(&mut Connection) + Send>;
-
 pub struct SqliteStore {
     /// Jobs for the writer thread, which owns the only writing connection and runs
     /// them one at a time, in order. Dropping the store ends the thread.
@@ -143,7 +85,6 @@ impl SqliteStore {
         writer
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(backend)?;
-        writer.wal_hook(Some(note_wal_pages));
         writer
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(backend)?;
@@ -159,10 +100,7 @@ impl SqliteStore {
             })
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(backend)?;
-        let (jobs, queue) = mpsc::channel::<WriteJob>();
-        std::thread::Builder::new()
-            .name("sqlite-writer".into())
-            .spawn(move || run_writer(writer, queue))
+        let jobs = sqlite_writer::start(writer)
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             writer: jobs,
