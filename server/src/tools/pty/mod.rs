@@ -30,10 +30,10 @@ use batch::batch_loop;
 use pipe::PipeWriter;
 
 const READ_BUF_SIZE: usize = 64 * 1024;
-/// At most this many output chunks (16 × 8,000 chars) are appended to the log in one
-/// write. The store writes one batch at a time for every conversation, so a larger
-/// one makes a quiet conversation's line wait longer behind a flood's; 64 measured
-/// no faster.
+/// At most this many output chunks (16 × 32,000 chars) are appended to the log in one
+/// write. The store writes one batch at a time for every conversation, so a quiet
+/// conversation's line may wait behind a flood's batch; 4 measured the same latency
+/// under a flood (the line waits for a CPU, not for the write) and 64 no faster.
 pub const WRITE_BATCH: usize = 16;
 const EVENT_CHANNEL_CAPACITY: usize = 64;
 /// Delay between the steps of `cancel()`'s SIGINT → SIGTERM → SIGKILL.
