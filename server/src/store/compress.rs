@@ -101,6 +101,23 @@ pub(super) fn unpack(packed: &[u8]) -> std::io::Result<Vec<u8>> {
     })
 }
 
+/// Text with six bits of entropy a character, like base64 of random bytes: long rows
+/// of it are not worth compressing, so the store keeps them as they are.
+#[cfg(test)]
+pub(super) fn random_text(len: usize, seed: u64) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            // xorshift64: deterministic, and as incompressible as random base64.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(ALPHABET[(x % 64) as usize])
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,21 +138,6 @@ mod tests {
                 ),
             }
         }
-    }
-
-    /// Text with six bits of entropy a character, like base64 of random bytes.
-    fn random_text(len: usize, seed: u64) -> String {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                // xorshift64: deterministic, and as incompressible as random base64.
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                char::from(ALPHABET[(x % 64) as usize])
-            })
-            .collect()
     }
 
     #[test]

@@ -379,6 +379,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::compress::random_text;
 
     fn row(idx: u64, json: String) -> AppendRow {
         AppendRow {
@@ -431,19 +432,11 @@ mod tests {
         let store = SqliteStore::open(dir.path()).expect("open the store");
         // About 10 MB of output that does not compress (so it is stored as it is),
         // in flood-sized transactions of 16 messages.
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut idx = 0;
         for _ in 0..20 {
             let rows = (0..16)
                 .map(|_| {
-                    let text: String = (0..32_000)
-                        .map(|_| {
-                            x ^= x << 13;
-                            x ^= x >> 7;
-                            x ^= x << 17;
-                            char::from(b'0' + (x % 75) as u8)
-                        })
-                        .collect();
+                    let text = random_text(32_000, idx + 1);
                     idx += 1;
                     row(idx - 1, serde_json::json!({ "content": text }).to_string())
                 })

@@ -20,11 +20,9 @@ const CHECKPOINT_PAGES: i32 = 250;
 
 thread_local! {
     /// Pages in the WAL after the writer's last commit, as SQLite's WAL hook reports
-    /// them. Only the writer thread's copy is read.
+    /// them (the hook is a plain function, so it has nowhere else to put them). Only
+    /// the writer thread's copy is read.
     static WAL_PAGES: Cell<i32> = const { Cell::new(0) };
-    /// Whether the last checkpoint failed, so a full disk is reported once, not
-    /// after every append while it lasts.
-    static CHECKPOINT_FAILING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Starts the writer thread on `conn`; dropping the returned sender ends it.
@@ -49,13 +47,16 @@ fn note_wal_pages(_: &Wal, pages: std::ffi::c_int) -> rusqlite::Result<()> {
 /// waiting go first was tried: under a flood the queue is rarely empty, so
 /// checkpoints grew, and one line waited 29 ms behind one.)
 fn run(mut conn: Connection, queue: mpsc::Receiver<WriteJob>) {
+    // Whether the last checkpoint failed, so a full disk is reported once, not after
+    // every append while it lasts.
+    let mut failing = false;
     while let Ok(job) = queue.recv() {
         job(&mut conn);
-        checkpoint_if_due(&conn);
+        checkpoint_if_due(&conn, &mut failing);
     }
 }
 
-fn checkpoint_if_due(conn: &Connection) {
+fn checkpoint_if_due(conn: &Connection, failing: &mut bool) {
     if WAL_PAGES.get() < CHECKPOINT_PAGES {
         return;
     }
@@ -63,10 +64,10 @@ fn checkpoint_if_due(conn: &Connection) {
     match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
         Ok(()) => {
             WAL_PAGES.set(0);
-            CHECKPOINT_FAILING.set(false);
+            *failing = false;
         }
         Err(err) => {
-            if !CHECKPOINT_FAILING.replace(true) {
+            if !std::mem::replace(failing, true) {
                 tracing::warn!(%err, "WAL checkpoint failed; trying again after each write");
             }
         }
