@@ -112,7 +112,12 @@ async fn stopping_a_turn_kills_the_commands_tether_runs_for_the_agent() {
         .chat(&id, &format!("run echo {tag}; sleep 600.{tag}"))
         .await;
     stream.wait_output_contains(&tag).await;
-    assert!(!common::pids_with(&tag).is_empty(), "the command runs");
+    assert!(
+        !common::wait_processes(&tag, Duration::from_secs(15))
+            .await
+            .is_empty(),
+        "the command runs"
+    );
     let (status, _) = server.cancel(&id, json!({})).await;
     assert_eq!(status, common::StatusCode::ACCEPTED);
     stream.wait_end_of_turns(1).await;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use app::protocol::{MessageType, RunStatus, ToolStatus};
 use common::{
     NatsServer, ProcessGuard, Request, StatusCode, TestServer, WAIT, assert_closed, assert_dense,
-    assert_error, marker, pids_with, tool_calls, wait_no_processes,
+    assert_error, marker, pids_with, tool_calls, wait_no_processes, wait_processes,
 };
 use nix::sys::signal::{Signal, kill};
 
@@ -79,7 +79,7 @@ async fn every_replica_serves_and_the_owner_runs_what_any_replica_is_asked() {
         .await;
     assert!(!first.queued);
     on_b.wait_output_contains("started").await;
-    let pids = pids_with(&format!("sleeper{m}"));
+    let pids = wait_processes(&format!("sleeper{m}"), WAIT).await;
     assert!(
         !pids.is_empty() && pids.iter().all(|p| descends_from(*p, c.pid().as_raw())),
         "the command runs on the conversation's owner"
@@ -515,7 +515,19 @@ async fn an_agents_approval_is_answered_through_another_replica() {
 
     on_b.wait_end_of_turns(1).await;
     on_b.assert_dense_from(0);
+    // B can stream the turn's end from JetStream before A's append has its ack and
+    // A's own log shows it. A reports idle only after that append returned, so wait
+    // for idle before reading A's log.
+    b.wait_state(&id, "idle with nothing to approve", |s| {
+        s.status == RunStatus::Idle && s.pending_permissions.is_empty()
+    })
+    .await;
     let log = a.messages(&id).await;
+    assert_eq!(
+        on_b.raw_messages().len(),
+        log.len(),
+        "A's log holds exactly what B streamed"
+    );
     let calls = tool_calls(&log);
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_closed(&log, &calls[0].tool_call_id, ToolStatus::Completed);
@@ -525,8 +537,4 @@ async fn an_agents_approval_is_answered_through_another_replica() {
         .filter(|m| m.kind == MessageType::PermissionAnswer)
         .count();
     assert_eq!(answers, 1, "the approval was logged once");
-    b.wait_state(&id, "idle with nothing to approve", |s| {
-        s.status == RunStatus::Idle && s.pending_permissions.is_empty()
-    })
-    .await;
 }

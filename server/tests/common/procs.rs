@@ -60,6 +60,20 @@ pub fn pids_with(needle: &str) -> Vec<i32> {
         .collect()
 }
 
+/// Polls /proc until some process has `needle` in its command line; returns their
+/// pids, or none once `timeout` passes. Polled rather than read once: a process in
+/// the middle of `execve` shows an empty command line for a moment.
+pub async fn wait_processes(needle: &str, timeout: Duration) -> Vec<i32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pids = pids_with(needle);
+        if !pids.is_empty() || Instant::now() > deadline {
+            return pids;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// Polls /proc until no process has `needle` in its command line.
 pub async fn wait_no_processes(needle: &str, timeout: Duration) -> Result<(), Vec<i32>> {
     let deadline = Instant::now() + timeout;
