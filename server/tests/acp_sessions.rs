@@ -144,10 +144,10 @@ async fn an_agent_that_never_answers_initialize_fails_the_turn_after_the_timeout
         .find(|m| m.kind == MessageType::Error)
         .expect("an error message");
     assert!(error.content.contains("initialize"), "{}", error.content);
-    assert!(
-        server.state(&id).await.status == app::protocol::RunStatus::Idle,
-        "the conversation takes messages again"
-    );
+    // The conversation takes messages again.
+    server
+        .wait_state(&id, "idle", |s| s.status == app::protocol::RunStatus::Idle)
+        .await;
 }
 
 #[tokio::test]

@@ -144,8 +144,10 @@ async fn stopping_a_turn_cancels_the_tool_and_drops_the_queue() {
     if let Err(pids) = wait_no_processes(&m, Duration::from_secs(5)).await {
         panic!("the stopped command is still running: {pids:?}");
     }
-    let state = server.state(&id).await;
-    assert_eq!(state.status, RunStatus::Idle);
+    // The worker turns idle just after the closing message is in the log.
+    let state = server
+        .wait_state(&id, "idle", |s| s.status == RunStatus::Idle)
+        .await;
     assert_eq!(state.queued_messages, 0);
     // Nothing happens later either: the log is exactly what the stream saw.
     let stored = server.messages(&id).await;

@@ -389,6 +389,17 @@ impl Drop for TestServer {
             }
             let _ = server.stopped.recv_timeout(Duration::from_secs(15));
         } else if let Some(mut child) = self.child.take() {
+            // SIGTERM, as a service manager would: Tether then ends its commands and
+            // agents. A SIGKILL would leave agents that outlive their stdin (Zed's
+            // adapters) running after the test. SIGCONT wakes a server a test stopped.
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+                let _ = kill(Pid::from_raw(pid), Signal::SIGCONT);
+            }
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
