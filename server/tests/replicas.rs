@@ -60,6 +60,26 @@ async fn wait_known(server: &TestServer, id: &str) {
     }
 }
 
+/// Waits until `server` serves `len` messages of conversation `id`, and returns them.
+/// Replicas agree a moment apart: a follower applies what JetStream delivers when it
+/// arrives, and the owner shows its own append only once the ack is back, so another
+/// replica's stream can be ahead of either.
+async fn wait_log_len(server: &TestServer, id: &str, len: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let log = server.messages_json(id).await;
+        if log.len() >= len {
+            return log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica serves {} of {len} messages after {WAIT:?}",
+            log.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn every_replica_serves_and_the_owner_runs_what_any_replica_is_asked() {
     let nats = NatsServer::start();
@@ -118,7 +138,11 @@ async fn every_replica_serves_and_the_owner_runs_what_any_replica_is_asked() {
     let log = c.messages_json(&id).await;
     let streamed: Vec<_> = on_b.raw_messages().into_iter().map(|(_, m)| m).collect();
     assert_eq!(streamed, log, "B streamed exactly C's log");
-    assert_eq!(a.messages_json(&id).await, log, "A reads exactly C's log");
+    assert_eq!(
+        wait_log_len(&a, &id, log.len()).await,
+        log,
+        "A reads exactly C's log"
+    );
     assert_closed(
         &c.messages(&id).await,
         &call.tool_call_id,
@@ -281,7 +305,8 @@ async fn another_replica_takes_over_when_the_owner_is_killed() {
     on_b.wait_end_of_turns(2).await;
     on_b.assert_dense_from(0);
     assert!(on_b.all_output().contains("after-failover"));
-    assert_eq!(c.messages_json(&id).await.len(), on_b.raw_messages().len());
+    let streamed = on_b.raw_messages().len();
+    assert_eq!(wait_log_len(&c, &id, streamed).await.len(), streamed);
     println!(
         "[failover] kill -9 of the owner → the turn closed by another replica: {:.2} s \
          (one machine: a dead local owner's claim is taken without waiting out its \
