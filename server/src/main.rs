@@ -3,6 +3,8 @@
 use clap::Parser;
 use server::{AppState, Config};
 use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -13,6 +15,7 @@ async fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    let stop = stop_on_signal();
     let config = Config::parse();
     if let Err(why) = config.validate() {
         eprintln!("tether: {why}");
@@ -36,7 +39,7 @@ async fn main() -> std::process::ExitCode {
     }
     let opened = tokio::select! {
         opened = AppState::open(config) => opened,
-        () = shutdown_signal() => return std::process::ExitCode::SUCCESS,
+        () = stop.cancelled() => return std::process::ExitCode::SUCCESS,
     };
     let state = match opened {
         Ok(state) => state,
@@ -62,7 +65,7 @@ async fn main() -> std::process::ExitCode {
     );
     let lost = state.engine.ownership_lost();
     // `run` also stops when this replica lost a conversation it ran.
-    let served = server::run(listener, state, shutdown_signal()).await;
+    let served = server::run(listener, state, stop.cancelled_owned()).await;
     match served {
         Ok(()) if !lost.is_cancelled() => std::process::ExitCode::SUCCESS,
         Ok(()) => {
@@ -79,17 +82,43 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => {
-            let _ = ctrl_c.await;
-            return;
-        }
+/// Cancelled on the first Ctrl-C or SIGTERM.
+///
+/// One listener for the whole run, registered before anything else: once tokio has
+/// installed its handler, a signal that arrives while no listener exists is lost, and
+/// the process would neither shut down nor die. Harnesses and service managers send
+/// SIGTERM as soon as the address is printed.
+fn stop_on_signal() -> CancellationToken {
+    let stop = CancellationToken::new();
+    let listen = |kind, name| {
+        signal(kind)
+            .inspect_err(|err| {
+                eprintln!("tether: cannot listen for {name} ({err}); it ends Tether at once")
+            })
+            .ok()
     };
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
+    let mut term = listen(SignalKind::terminate(), "SIGTERM");
+    let mut interrupt = listen(SignalKind::interrupt(), "Ctrl-C");
+    let cancel = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = next(&mut term) => {}
+            () = next(&mut interrupt) => {}
+        }
+        // A second signal is ignored, as tokio's handler stays installed: the
+        // shutdown it would cut short is bounded anyway.
+        cancel.cancel();
+    });
+    stop
+}
+
+/// The next delivery of `signal`; never, if it could not be listened for or the
+/// runtime is going away.
+async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+    if let Some(signal) = signal
+        && signal.recv().await.is_some()
+    {
+        return;
     }
+    std::future::pending().await
 }

@@ -119,6 +119,17 @@ async fn kill_9_during_a_quiet_command_with_a_queued_message() {
     assert_eq!(state.queued_messages, 0);
 }
 
+/// Regression: a SIGTERM sent the moment the address was printed was lost (tokio's
+/// handler was installed, but nothing listened yet), and the server ran on.
+#[tokio::test]
+async fn sigterm_right_after_the_address_is_printed_stops_the_server() {
+    for _ in 0..3 {
+        let mut server = TestServer::start();
+        let status = server.terminate(Duration::from_secs(10));
+        assert!(status.success(), "exit status {status:?}");
+    }
+}
+
 #[tokio::test]
 async fn sigterm_ends_streams_and_closes_running_calls() {
     let mut server = TestServer::start();
