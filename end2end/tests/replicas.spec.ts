@@ -62,16 +62,20 @@ test.describe("replicas on NATS", () => {
     await expect.poll(() => processesMatching(`sleep ${marker}`)).toEqual([]);
     await expect(page.getByTestId("agent-message").last()).toHaveText("Command cancelled.");
 
-    // The page on B shows exactly what A stored, once and in order.
-    const { stored, lines } = await storedLines(request, a.url, conversation.id);
-    expect(lines).toEqual(Array.from({ length: 30 }, (_, i) => `n-${i + 1}`));
-    await card.getByTestId("expand").click();
-    expect(await allExpandedLines(card)).toEqual(lines);
+    // The page on B shows exactly what A stored, once and in order. B can show the
+    // turn's end a moment before A's own reads do (A shows its append once JetStream's
+    // ack is back), so first wait until A serves as much as the page shows.
     const dom = await page.getByTestId("timeline").evaluate((el) =>
       Array.from(el.querySelectorAll(".item[data-idx]"), (i) => Number(i.getAttribute("data-idx"))),
     );
     expect(new Set(dom).size).toBe(dom.length);
-    expect(Math.max(...dom)).toBe(stored.length - 1);
+    await expect
+      .poll(async () => (await storedLines(request, a.url, conversation.id)).stored.length)
+      .toBe(Math.max(...dom) + 1);
+    const { lines } = await storedLines(request, a.url, conversation.id);
+    expect(lines).toEqual(Array.from({ length: 30 }, (_, i) => `n-${i + 1}`));
+    await card.getByTestId("expand").click();
+    expect(await allExpandedLines(card)).toEqual(lines);
   });
 
   test("the page rides through its owner's death onto another replica", async ({ page, request }) => {

@@ -55,7 +55,19 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
   const port = Number(new URL(url).port);
   const finish = async (signal: NodeJS.Signals, keepData: boolean) => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-    await exited;
+    // Tether's shutdown is bounded (turns, then connections): a server still running
+    // after this is a bug to report, not a test timeout to puzzle over.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((done) => {
+      timer = setTimeout(() => done(true), 20_000);
+    });
+    const stuck = await Promise.race([exited.then(() => false), late]);
+    clearTimeout(timer);
+    if (stuck) {
+      proc.kill("SIGKILL");
+      await exited;
+      throw new Error(`tether did not exit within 20 s of ${signal}`);
+    }
     if (!keepData && !opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
   };
   return {
