@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -64,9 +64,10 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
     const stuck = await Promise.race([exited.then(() => false), late]);
     clearTimeout(timer);
     if (stuck) {
+      const threads = threadsOf(proc.pid!);
       proc.kill("SIGKILL");
       await exited;
-      throw new Error(`tether did not exit within 20 s of ${signal}`);
+      throw new Error(`tether did not exit within 20 s of ${signal}; its threads:\n${threads}`);
     }
     if (!keepData && !opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
   };
@@ -78,4 +79,26 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
     stop: (o) => finish("SIGTERM", o?.keepData ?? false),
     kill: () => finish("SIGKILL", true),
   };
+}
+
+/** Each thread of `pid` with its state and where the kernel has it waiting, for the
+ *  report on a server that did not stop. */
+function threadsOf(pid: number): string {
+  const read = (path: string) => {
+    try {
+      return readFileSync(path, "utf8").trim();
+    } catch {
+      return "?";
+    }
+  };
+  try {
+    return readdirSync(`/proc/${pid}/task`)
+      .map((tid) => {
+        const state = /^State:\s*(.*)$/m.exec(read(`/proc/${pid}/task/${tid}/status`))?.[1] ?? "?";
+        return `  ${tid} ${read(`/proc/${pid}/task/${tid}/comm`)}: ${state}, in ${read(`/proc/${pid}/task/${tid}/wchan`)}`;
+      })
+      .join("\n");
+  } catch {
+    return "  (gone)";
+  }
 }
