@@ -10,7 +10,7 @@ import {
   waitConnected,
 } from "./helpers";
 import { startNats, type Nats } from "./nats";
-import { startServer, type Server } from "./server";
+import { startServer, stopAll, type Server } from "./server";
 
 /** The conversation's stored messages on `base`, and its command output's lines. */
 async function storedLines(request: APIRequestContext, base: string, id: string) {
@@ -30,9 +30,13 @@ test.describe("replicas on NATS", () => {
   let nats: Nats | undefined;
   let replicas: Server[] = [];
   test.afterEach(async () => {
-    for (const r of replicas) await r.stop();
+    const stopping = replicas;
     replicas = [];
-    await nats?.stop();
+    try {
+      await stopAll(stopping);
+    } finally {
+      await nats?.stop();
+    }
   });
 
   test("a page on one replica watches and steers a command that runs on another", async ({

@@ -14,13 +14,14 @@ import {
   waitConnected,
   waitIdle,
 } from "./helpers";
-import { startServer, type Server } from "./server";
+import { startServer, stopAll, type Server } from "./server";
 
 test.describe("resilience", () => {
   let servers: Server[] = [];
   test.afterEach(async () => {
-    for (const s of servers) await s.stop();
+    const stopping = servers;
     servers = [];
+    await stopAll(stopping);
   });
 
   test("a killed and restarted server: reconnecting, connected, no duplicated or missing lines", async ({

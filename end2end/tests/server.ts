@@ -81,6 +81,20 @@ export async function startServer(opts: StartOptions = {}): Promise<Server> {
   };
 }
 
+/** Stops the servers one by one, all of them even when one fails to stop, then
+ *  reports the first failure. */
+export async function stopAll(servers: Server[]): Promise<void> {
+  let first: unknown;
+  for (const s of servers) {
+    try {
+      await s.stop();
+    } catch (err) {
+      first ??= err;
+    }
+  }
+  if (first !== undefined) throw first;
+}
+
 /** Each thread of `pid` with its state and where the kernel has it waiting, for the
  *  report on a server that did not stop. */
 function threadsOf(pid: number): string {
