@@ -62,7 +62,7 @@ pub fn pids_with(needle: &str) -> Vec<i32> {
 
 /// Polls /proc until some process has `needle` in its command line; returns their
 /// pids, or none once `timeout` passes. Polled rather than read once: a process in
-/// the middle of `execve` shows an empty command line for a moment.
+/// the middle of `execve` can show an empty command line for a moment.
 pub async fn wait_processes(needle: &str, timeout: Duration) -> Vec<i32> {
     let deadline = Instant::now() + timeout;
     loop {
